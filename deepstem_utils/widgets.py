@@ -1,0 +1,142 @@
+"""ipywidgets explorers for the chapters.
+
+Each explorer is a live widget in Jupyter and, in the static book, a PNG of
+its current state (its ``_repr_mimebundle_`` carries both; the book's
+configuration prefers the image, so the page needs no widget JavaScript).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .imaging import linear_image
+from .optics import Probe
+from .plotting import show_image
+
+__all__ = ["ProbeExplorer"]
+
+
+class ProbeExplorer:
+    """Sliders for the probe-forming optics, with the probe and the image they give.
+
+    Parameters
+    ----------
+    obj : (ny, nx) ndarray
+        Object function to image.
+    sampling : float
+        Pixel size [Å].
+    energy : float
+        Beam energy [eV].
+    semiangle : float
+        Initial convergence semiangle [mrad].
+    defocus : float
+        Initial defocus [nm] (= -C10 / 10).
+    C12, C23 : float
+        Initial two-fold and three-fold astigmatism [nm].
+    C30 : float
+        Initial spherical aberration [µm].
+    psf_extent : float
+        Side of the square on which the probe is computed [Å].
+    """
+
+    def __init__(
+        self,
+        obj: np.ndarray,
+        sampling: float,
+        energy: float = 80e3,
+        semiangle: float = 30.0,
+        defocus: float = 0.0,
+        C12: float = 0.0,
+        C23: float = 0.0,
+        C30: float = 0.0,
+        psf_extent: float = 24.0,
+    ):
+        import ipywidgets as w
+
+        self.obj = np.asarray(obj, float)
+        self.sampling = float(sampling)
+        self.energy = float(energy)
+        n = int(round(psf_extent / self.sampling)) // 2 * 2 + 1
+        self.psf_shape = (n, n)
+        style = {"description_width": "150px"}
+        layout = w.Layout(width="420px")
+        self.sliders = {
+            "semiangle": w.FloatSlider(semiangle, min=10, max=40, step=0.5, description="semiangle α [mrad]"),
+            "defocus": w.FloatSlider(defocus, min=-20, max=20, step=0.5, description="defocus Δf [nm]"),
+            "C12": w.FloatSlider(C12, min=0, max=20, step=0.5, description="C12 astigmatism [nm]"),
+            "C23": w.FloatSlider(C23, min=0, max=500, step=10, description="C23 3-fold [nm]"),
+            "C30": w.FloatSlider(C30, min=-20, max=20, step=0.5, description="C30 = Cs [µm]"),
+        }
+        for s in self.sliders.values():
+            s.style, s.layout, s.continuous_update = style, layout, False
+        self.output = w.Output()
+        for s in self.sliders.values():
+            s.observe(self._update, names="value")
+        self.widget = w.VBox([w.HBox([w.VBox(list(self.sliders.values()))]), self.output])
+        self._update()
+
+    # ------------------------------------------------------------------ state
+    @property
+    def values(self) -> dict:
+        return {k: s.value for k, s in self.sliders.items()}
+
+    def probe(self, **values) -> Probe:
+        """The probe for slider values (current ones by default)."""
+        v = {**self.values, **values}
+        aberrations = {"C10": -v["defocus"] * 10.0, "C12": v["C12"] * 10.0, "C23": v["C23"] * 10.0, "C30": v["C30"] * 1e4}
+        return Probe(self.energy, v["semiangle"], aberrations)
+
+    def figure(self, **values):
+        """Draw probe, aberration phase and image for the given (or current) slider values."""
+        probe = self.probe(**values)
+        psf = probe.intensity(self.psf_shape, self.sampling)
+        image = linear_image(self.obj, psf)
+        fig, axes = plt.subplots(1, 3, figsize=(13, 4.0), constrained_layout=True)
+        c = self.psf_shape[0] // 2
+        r = int(round(6.0 / self.sampling))
+        crop = psf[c - r : c + r + 1, c - r : c + r + 1]
+        im = show_image(axes[0], crop, self.sampling, "probe intensity |P|²", cmap="inferno",
+                        label="fraction per pixel", scalebar=2.0)  # fmt: skip
+        im.set_extent([-r * self.sampling - self.sampling / 2, r * self.sampling + self.sampling / 2] * 2)
+        axes[0].set_title(f"probe |P|²: FWHM {probe.fwhm():.2f} Å, d50 {probe.d50():.2f} Å", fontsize=10)
+        # aberration phase inside the aperture
+        m = 129
+        k = np.linspace(-1, 1, m) * probe.cutoff_frequency
+        ky, kx = np.meshgrid(k, k, indexing="ij")
+        from .optics import aberration_phase
+
+        chi = aberration_phase(np.hypot(kx, ky) * probe.wavelength, np.arctan2(ky, kx), probe.wavelength, probe.aberrations)
+        chi = np.where(np.hypot(kx, ky) <= probe.cutoff_frequency, chi, np.nan)
+        amax = probe.semiangle
+        p = axes[1].imshow(chi / np.pi, cmap="twilight_shifted", extent=[-amax, amax, amax, -amax], vmin=-4, vmax=4)
+        axes[1].set_xlabel("α_x [mrad]")
+        axes[1].set_ylabel("α_y [mrad]")
+        axes[1].set_title("aberration phase χ in the aperture")
+        plt.colorbar(p, ax=axes[1], fraction=0.046, pad=0.04).set_label("χ / π [rad/π]")
+        show_image(axes[2], image, self.sampling, "linear image |P|² ⊛ O", label="detected fraction")
+        return fig
+
+    def _update(self, change=None):
+        self.output.clear_output(wait=True)
+        with self.output:
+            fig = self.figure()
+            plt.show(fig)
+            plt.close(fig)
+
+    # ---------------------------------------------------------------- display
+    def _png(self) -> str:
+        fig = self.figure()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=80)
+        plt.close(fig)
+        return base64.b64encode(buf.getvalue()).decode()
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
+        bundle["image/png"] = self._png()
+        bundle["text/plain"] = f"ProbeExplorer({', '.join(f'{k}={v:g}' for k, v in self.values.items())})"
+        return bundle
