@@ -122,14 +122,9 @@ def amorphous_carbon(
     """
     rng = np.random.default_rng(rng)
     ny, nx = shape
-    n_per_A3 = density / 12.011 * 6.02214076e23 * 1e-24  # atoms / Å³
-    spacing = n_per_A3 ** (-1 / 3)
-    gx, gy, gz = (max(1, int(round(L / spacing))) for L in (nx * sampling, ny * sampling, thickness))
-    grid = np.stack(np.meshgrid(np.arange(gx), np.arange(gy), np.arange(gz), indexing="ij"), -1).reshape(-1, 3)
-    pos = (grid + 0.5 + rng.uniform(-0.45, 0.45, grid.shape)) * np.array(
-        [nx * sampling / gx, ny * sampling / gy, thickness / gz]
-    )
-    # project: Gaussian peaks rendered by FFT (periodic film, no edge effects)
+    box = np.array([nx * sampling, ny * sampling, thickness])
+    n_atoms = int(round(density / 12.011 * 6.02214076e23 * 1e-24 * box.prod()))
+    pos = _hard_core(rng.uniform(0, 1, (n_atoms, 3)) * box, box, d_min=1.35, rng=rng)
     # sub-pixel positions: spread each atom bilinearly
     density_map = _bilinear_splat(pos[:, 1] / sampling - 0.5, pos[:, 0] / sampling - 0.5, (ny, nx))
     phase_per_atom = interaction_parameter(energy) * 2 * np.pi * 0.529177 * 14.399645 * 2.5  # rad Å²
@@ -138,6 +133,30 @@ def amorphous_carbon(
     width = 0.3
     kernel = np.exp(-2 * np.pi**2 * width**2 * (kx**2 + ky**2))
     return np.fft.ifft2(np.fft.fft2(density_map) * kernel).real * phase_per_atom / sampling**2
+
+
+def _hard_core(pos, box, d_min, rng, iterations=30):
+    """Push apart atoms closer than d_min (periodic in x, y): a random structure with
+    short-range exclusion, whose projection shows the amorphous-carbon ring near 1/(2 Å)."""
+    from scipy.spatial import cKDTree
+
+    pos = pos.copy()
+    for _ in range(iterations):
+        wrapped = np.column_stack([pos[:, 0] % box[0], pos[:, 1] % box[1], np.clip(pos[:, 2], 0, box[2])])
+        tree = cKDTree(wrapped, boxsize=[box[0], box[1], box[2] + 10 * d_min])
+        pairs = tree.query_pairs(d_min, output_type="ndarray")
+        if len(pairs) == 0:
+            break
+        d = wrapped[pairs[:, 1]] - wrapped[pairs[:, 0]]
+        d[:, :2] -= box[:2] * np.round(d[:, :2] / box[:2])
+        dist = np.linalg.norm(d, axis=1, keepdims=True) + 1e-9
+        push = 0.5 * (d_min - dist) * d / dist
+        np.add.at(pos, pairs[:, 0], -push)
+        np.add.at(pos, pairs[:, 1], push)
+        pos += rng.normal(0, 0.01, pos.shape)
+    pos[:, 0] %= box[0]
+    pos[:, 1] %= box[1]
+    return pos
 
 
 def _bilinear_splat(rows, cols, shape):
@@ -163,7 +182,7 @@ def simulate_tableau(
     energy: float = 80e3,
     shape: tuple[int, int] = (1024, 1024),
     sampling: float = 0.2,
-    dose: float = 2000.0,
+    dose: float = 2e4,
     focal_spread: float = 40.0,
     angular_spread: float = 0.1,
     amplitude_contrast: float = 0.07,
@@ -366,8 +385,9 @@ def _normalise_rows(profile, u, smooth_u):
 def _ring_model(u, phi, lam, C1, a, b, psi, C30):
     cos2, sin2 = np.cos(2 * phi), np.sin(2 * phi)
     delta = np.pi * lam * u * (C1 + a * cos2 + b * sin2) + 0.5 * np.pi * lam**3 * C30 * u**2
-    # |sin(delta) + w cos(delta)|^2 = (1 - cos(2 delta + 2 psi)) / 2 (+ const): the ring modulation
-    return -np.cos(2 * (delta + psi))
+    # a weak object with absorption w = tan(psi): |sin(chi) - w cos(chi)|^2 ~ sin^2(chi - psi),
+    # whose ring modulation is -cos(2 (chi - psi))
+    return -np.cos(2 * (delta - psi))
 
 
 def _information_limit(spec, k_sampling, k_max):
