@@ -19,10 +19,10 @@ solve inverts (:func:`solve_aberrations`). Conventions are those of
 :mod:`deepstem_utils.optics` (abTEM's polar names, ``C10`` = -defocus); the
 tilt τ = (tx, ty) is the direction of the incident beam, ``exp(2πi(tx x + ty y)/λ)``.
 
-Diffractograms are even in χ: a single tableau cannot tell the global sign
-of χ. The sign is fixed by the amplitude contrast of the film when it is
-measurable, else by the prior that the tableau was recorded in underfocus
-(``C10 < 0``), as is usual (override with ``defocus_sign``).
+Diffractograms are even in χ: a tableau of a pure phase object cannot tell
+the global sign of χ. The sign is fixed by the prior that the tableau was
+recorded in underfocus (``C10 < 0``), as is usual; override it with
+``defocus_sign`` (+1, or ``"amplitude"`` to read it from the film's amplitude contrast).
 """
 
 from __future__ import annotations
@@ -325,6 +325,8 @@ class DiffractogramFit:
         Cartesian two-fold astigmatism ``C12 cos 2φ12``, ``C12 sin 2φ12`` [Å].
     psi : float
         Amplitude-contrast phase [rad] (0 for a pure phase object).
+    C30 : float
+        Coefficient of the k⁴ ring term [Å] (the axial C30), fitted or given.
     quality : float
         Correlation of the data with the fitted ring model, in [0, 1].
     k_range : (float, float)
@@ -339,6 +341,7 @@ class DiffractogramFit:
     psi: float
     quality: float
     k_range: tuple[float, float]
+    C30: float = 0.0
     sector_angles: np.ndarray = field(repr=False, default=None)
     sector_defocus: np.ndarray = field(repr=False, default=None)
 
@@ -352,7 +355,7 @@ class DiffractogramFit:
 
     def flipped(self) -> "DiffractogramFit":
         """The same rings with the opposite sign of χ."""
-        return DiffractogramFit(-self.C1, -self.a, -self.b, -self.psi, self.quality, self.k_range,
+        return DiffractogramFit(-self.C1, -self.a, -self.b, -self.psi, self.quality, self.k_range, -self.C30,
                                 self.sector_angles, None if self.sector_defocus is None else -self.sector_defocus)  # fmt: skip
 
 
@@ -410,7 +413,7 @@ def fit_diffractogram(
     image: np.ndarray,
     energy: float,
     sampling: float,
-    C30: float = 0.0,
+    C30: float | None = None,
     k_range: tuple[float, float] | None = None,
     defocus_range: tuple[float, float] = (20.0, 3000.0),
     n_sectors: int = 36,
@@ -425,8 +428,8 @@ def fit_diffractogram(
         Beam energy [eV].
     sampling : float
         Pixel size [Å].
-    C30 : float
-        Spherical aberration used for the k⁴ term of the ring model [Å].
+    C30 : float, optional
+        Spherical aberration for the k⁴ term of the ring model [Å]; fitted when None.
     k_range : (float, float), optional
         Spatial frequencies to fit [1/Å]; from 0.08 1/Å to the information limit by default.
     defocus_range : (float, float)
@@ -449,9 +452,11 @@ def fit_diffractogram(
        correlates best with the profile (a 1-D search); then the signed sector
        defocus ``C1 + a cos 2φ + b sin 2φ`` by least squares, trying both
        signs where the astigmatism makes the sectors change sign.
-    3. Refinement of (C1, a, b, ψ) on the whole 2-D pattern (Nelder-Mead).
+    3. Refinement of (C1, a, b, ψ[, C30]) on the whole 2-D pattern (Nelder-Mead).
     """
     lam = wavelength(energy)
+    free_c30 = C30 is None
+    C30 = 0.0 if C30 is None else float(C30)
     spec = diffractogram(image)
     n = spec.shape[0]
     k_sampling = 1.0 / (n * sampling)
@@ -502,21 +507,20 @@ def fit_diffractogram(
     d0 = data - data.mean(1, keepdims=True)
 
     def negcorr(p):
-        m = _ring_model(uu, pp, lam, p[0], p[1], p[2], p[3], C30)
+        c30 = p[4] * 1e3 if free_c30 else C30
+        m = _ring_model(uu, pp, lam, p[0], p[1], p[2], p[3], c30)
         m = m - m.mean(1, keepdims=True)
         return -np.sum(d0 * m * weight) / (np.linalg.norm(m) * np.linalg.norm(d0) + 1e-12)
 
-    starts = [np.array([c1, a, b, 0.0])]
-    results = []
-    for s in starts:
-        simplex = np.vstack([s, s + np.diag([20.0, 20.0, 20.0, 0.3])])
-        r = optimize.minimize(negcorr, s, method="Nelder-Mead",
-                              options={"xatol": 0.05, "fatol": 1e-7, "maxiter": 3000, "initial_simplex": simplex})
-        results.append(r)
-    r = min(results, key=lambda r: r.fun)
-    c1, a, b, psi = r.x
+    start = np.array([c1, a, b, 0.0] + ([C30 / 1e3] if free_c30 else []))
+    steps = [20.0, 20.0, 20.0, 0.3] + ([10.0] if free_c30 else [])
+    simplex = np.vstack([start, start + np.diag(steps)])
+    r = optimize.minimize(negcorr, start, method="Nelder-Mead",
+                          options={"xatol": 0.05, "fatol": 1e-7, "maxiter": 4000, "initial_simplex": simplex})
+    c1, a, b, psi = r.x[:4]
+    c30 = r.x[4] * 1e3 if free_c30 else C30
     psi = (psi + np.pi / 2) % np.pi - np.pi / 2
-    return DiffractogramFit(float(c1), float(a), float(b), float(psi), float(-r.fun), tuple(k_range),
+    return DiffractogramFit(float(c1), float(a), float(b), float(psi), float(-r.fun), tuple(k_range), float(c30),
                             sec_phi, np.sign(design @ np.array([c1, a, b])) * mag)  # fmt: skip
 
 
@@ -715,8 +719,8 @@ def measure_aberrations(
     sampling: float | None = None,
     order: int = 3,
     defocus_offset: float = 0.0,
-    defocus_sign: int | None = None,
-    iterations: int = 2,
+    defocus_sign: int | str | None = None,
+    iterations: int = 3,
     return_fits: bool = False,
 ):
     """Measure the aberrations from a Zemlin tableau.
@@ -737,10 +741,11 @@ def measure_aberrations(
     defocus_offset : float
         A defocus deliberately added to record the tableau, as a C10 [Å]; it is
         subtracted from the measured C10.
-    defocus_sign : {-1, +1}, optional
-        Sign of the C10 at which the tableau was recorded (-1: underfocus). By
-        default it is taken from the film's amplitude contrast when that is
-        measurable, else underfocus is assumed.
+    defocus_sign : {-1, +1, "amplitude"}, optional
+        Sign of the C10 at which the tableau was recorded (-1: underfocus, the
+        default assumption, as tableaus are usually recorded). ``"amplitude"``
+        takes it from the film's amplitude contrast instead (the fitted ψ must
+        be clearly positive for a real film; needs a good fit and a film with absorption).
     iterations : int
         Rounds of (fit all diffractograms with the current C30) → solve.
     return_fits : bool
@@ -768,39 +773,43 @@ def measure_aberrations(
     A, names = apparent_design_matrix(tilts, order)
     if np.linalg.matrix_rank(A) < A.shape[1]:
         solve_aberrations(np.zeros((len(tilts), 3)), tilts, order)  # raises the explanatory error
-    C30 = 0.0
-    for _ in range(max(1, iterations)):
+    C30 = None  # first round: every diffractogram fits its own k^4 term
+    iterations = max(1, iterations)
+    for it in range(iterations):
         fits = [fit_diffractogram(img, energy, sampling, C30=C30) for img in stack]
         apparent = np.array([[f.C1, f.a, f.b] for f in fits])
         weights = np.array([max(f.quality, 0.05) for f in fits])
         signs = _best_signs(apparent, A, weights)
         fits = [f if s > 0 else f.flipped() for f, s in zip(fits, signs)]
-        sign = _global_sign(fits, tilts, defocus_sign)
+        # the amplitude-contrast phase is trusted only once the ring model holds C30
+        sign = _global_sign(fits, tilts, defocus_sign, use_psi=(it == iterations - 1 and it > 0))
         fits = [f if sign > 0 else f.flipped() for f in fits]
         apparent = np.array([[f.C1, f.a, f.b] for f in fits])
         ab, unc = solve_aberrations(apparent, tilts, order, weights)
         if order < 3:
             break
         C30 = ab.get("C30", 0.0)
+        if it == 0 and iterations == 1:
+            break
     ab["C10"] = ab["C10"] - defocus_offset
     return (ab, unc, fits) if return_fits else (ab, unc)
 
 
-def _global_sign(fits, tilts, defocus_sign):
-    """+1 keeps the fits' signs, -1 flips all of them."""
+def _global_sign(fits, tilts, defocus_sign, use_psi=True):
+    """+1 keeps the fits' signs, -1 flips all of them (the axial image's C10 gets the wanted sign)."""
     axial = int(np.argmin(np.hypot(tilts[:, 0], tilts[:, 1])))
-    if defocus_sign is not None:
-        if defocus_sign not in (-1, 1):
-            raise ValueError("defocus_sign must be -1 (underfocus, C10 < 0) or +1 (overfocus)")
-        return 1 if np.sign(fits[axial].C1) == defocus_sign or fits[axial].C1 == 0 else -1
-    # amplitude contrast is positive for a real film: the fitted psi tells the sign when it is clear
-    psi = np.array([f.psi for f in fits])
-    q = np.array([f.quality for f in fits])
-    mean = np.average(psi, weights=q)
-    spread = np.std(psi) / math.sqrt(len(psi)) + 1e-3
-    if abs(mean) > 3 * spread and abs(mean) > 0.02:
-        return 1 if mean > 0 else -1
-    return 1 if fits[axial].C1 <= 0 else -1
+    if defocus_sign is None:
+        defocus_sign = -1
+    if defocus_sign == "amplitude":
+        psi = np.array([f.psi for f in fits])
+        median = float(np.median(psi))
+        agree = float(np.mean(np.sign(psi) == np.sign(median)))
+        if use_psi and abs(median) > 0.03 and agree >= 0.8:
+            return 1 if median > 0 else -1
+        defocus_sign = -1
+    if defocus_sign not in (-1, 1):
+        raise ValueError("defocus_sign must be -1 (underfocus, C10 < 0), +1 (overfocus) or 'amplitude'")
+    return 1 if fits[axial].C1 == 0 or np.sign(fits[axial].C1) == defocus_sign else -1
 
 
 def _as_stack(tableau, sampling):
