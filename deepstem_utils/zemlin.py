@@ -375,14 +375,22 @@ def _polar_profile(spec, k_sampling, k_range, n_phi, n_u):
 
 
 def _normalise_rows(profile, u, smooth_u):
-    """Remove the smooth background and envelope from each row of a (phi, u) profile."""
+    """Remove the smooth background and envelope from each row of a (phi, u) profile.
+
+    ``smooth_u`` (scalar or one value per row) is the Gaussian width in u = k² [1/Å²];
+    0.6 ring periods removes the background while leaving the rings untouched.
+    """
     du = u[1] - u[0]
-    s = max(1.0, smooth_u / du)
     logp = np.log(np.maximum(profile, 1e-30))
-    background = ndimage.gaussian_filter1d(logp, s, axis=-1, mode="nearest")
-    d = logp - background
-    env = np.sqrt(ndimage.gaussian_filter1d(d**2, s, axis=-1, mode="nearest")) + 1e-12
-    return d / env
+    widths = np.broadcast_to(np.asarray(smooth_u, float), (profile.shape[0],))
+    out = np.empty_like(logp)
+    for i, w in enumerate(widths):
+        s = max(1.0, w / du)
+        background = ndimage.gaussian_filter1d(logp[i], s, mode="nearest")
+        d = logp[i] - background
+        env = np.sqrt(ndimage.gaussian_filter1d(d**2, s, mode="nearest")) + 1e-12
+        out[i] = d / env
+    return out
 
 
 def _ring_model(u, phi, lam, C1, a, b, psi, C30):
@@ -415,8 +423,11 @@ def fit_diffractogram(
     sampling: float,
     C30: float | None = None,
     k_range: tuple[float, float] | None = None,
-    defocus_range: tuple[float, float] = (20.0, 3000.0),
+    defocus_range: tuple[float, float] = (100.0, 3000.0),
     n_sectors: int = 36,
+    initial: tuple[float, float, float] | None = None,
+    amplitude_contrast: float | None = 0.07,
+    fit_c30: bool = True,
 ) -> DiffractogramFit:
     """Fit the Thon rings of one image: apparent defocus and two-fold astigmatism.
 
@@ -429,13 +440,22 @@ def fit_diffractogram(
     sampling : float
         Pixel size [Å].
     C30 : float, optional
-        Spherical aberration for the k⁴ term of the ring model [Å]; fitted when None.
+        Spherical aberration for the k⁴ term of the ring model [Å] (the start value when it is fitted).
+    fit_c30 : bool
+        Fit the k⁴ term of this image (default) rather than fix it at ``C30``.
     k_range : (float, float), optional
         Spatial frequencies to fit [1/Å]; from 0.08 1/Å to the information limit by default.
     defocus_range : (float, float)
         Range of |apparent defocus| searched in each sector [Å].
     n_sectors : int
         Azimuthal sectors of the initial estimate.
+    initial : (float, float, float), optional
+        Start (C1, a, b) [Å] for the refinement instead of the sector search
+        (used to refit an image from the tableau's consensus).
+    amplitude_contrast : float or None
+        Ratio w of absorption to phase of the film; the rings are sin²(χ - ψ) with
+        ψ = atan(w). Fixed at 0.07 by default (an assumption for amorphous carbon:
+        fitting it trades off against the defocus); None fits ψ.
 
     Returns
     -------
@@ -455,7 +475,7 @@ def fit_diffractogram(
     3. Refinement of (C1, a, b, ψ[, C30]) on the whole 2-D pattern (Nelder-Mead).
     """
     lam = wavelength(energy)
-    free_c30 = C30 is None
+    free_c30 = fit_c30 or C30 is None
     C30 = 0.0 if C30 is None else float(C30)
     spec = diffractogram(image)
     n = spec.shape[0]
@@ -465,63 +485,104 @@ def fit_diffractogram(
         k_hi = min(0.9 * nyquist, _information_limit(spec, k_sampling, 0.95 * nyquist))
         k_range = (max(0.06, 6 * k_sampling), max(k_hi, 0.25))
     phi, u, prof = _polar_profile(spec, k_sampling, k_range, n_phi=4 * n_sectors, n_u=768)
-    # smoothing in u: wider than the densest rings would wash them out; the ring period in u is 1/(lam C)
-    smooth_u = 0.5 / (lam * defocus_range[1]) * 3
-    data = _normalise_rows(prof, u, smooth_u)
-    weight = np.ones_like(u)
+    period = lambda c: 1.0 / (lam * np.abs(c))  # ring period in u for a defocus c [1/Å²]
 
-    # --- 1-D search per sector (|defocus|)
-    sec = data.reshape(n_sectors, 4, -1).mean(1)
-    sec_phi = phi.reshape(n_sectors, 4).mean(1)
-    trial = np.geomspace(defocus_range[0], defocus_range[1], 1500)
-    models = -np.cos(2 * np.pi * lam * trial[:, None] * u[None, :] + np.pi * lam**3 * C30 * u[None, :] ** 2)
-    models_neg = -np.cos(-2 * np.pi * lam * trial[:, None] * u[None, :] + np.pi * lam**3 * C30 * u[None, :] ** 2)
-    models -= models.mean(1, keepdims=True)
-    models_neg -= models_neg.mean(1, keepdims=True)
-    norm = np.linalg.norm(models, axis=1) * np.linalg.norm(sec - sec.mean(1, keepdims=True), axis=1)[:, None]
-    score_neg = (sec @ models_neg.T) / (norm + 1e-12)  # C1 = -trial (underfocus)
-    score_pos = (sec @ models.T) / (norm + 1e-12)  # C1 = +trial
-    best_neg, best_pos = score_neg.max(1), score_pos.max(1)
-    mag = np.where(best_neg >= best_pos, trial[score_neg.argmax(1)], trial[score_pos.argmax(1)])
-    conf = np.maximum(best_neg, best_pos)
+    n_rows = phi.size // n_sectors
+    sec_phi = phi.reshape(n_sectors, n_rows).mean(1)
+    mag = np.full(n_sectors, np.nan)
+    if initial is not None:
+        c1, a, b = (float(v) for v in initial)
+    else:
+        # --- 1-D search per sector (|defocus|): each trial defocus is scored against the
+        # profile normalised with a background width matched to its own ring period
+        sec_raw = prof.reshape(n_sectors, n_rows, -1).mean(1)
+        trial = np.geomspace(defocus_range[0], defocus_range[1], 1500)
+        scales = np.geomspace(0.6 * period(defocus_range[1]), 0.6 * period(defocus_range[0]), 10)
+        which = np.abs(np.log(0.6 * period(trial))[:, None] - np.log(scales)[None, :]).argmin(1)
+        score_neg = np.empty((n_sectors, trial.size))
+        score_pos = np.empty((n_sectors, trial.size))
+        for j, scale in enumerate(scales):
+            pick = which == j
+            if not np.any(pick):
+                continue
+            sec = _normalise_rows(sec_raw, u, scale)
+            sec -= sec.mean(1, keepdims=True)
+            t = trial[pick][:, None]
+            for sign, score in ((-1.0, score_neg), (1.0, score_pos)):
+                model = -np.cos(2 * np.pi * lam * sign * t * u[None, :] + np.pi * lam**3 * C30 * u[None, :] ** 2)
+                model -= model.mean(1, keepdims=True)
+                norm = np.linalg.norm(model, axis=1)[None, :] * np.linalg.norm(sec, axis=1)[:, None]
+                score[:, pick] = (sec @ model.T) / (norm + 1e-12)
+        best_neg, best_pos = score_neg.max(1), score_pos.max(1)
+        mag = np.where(best_neg >= best_pos, trial[score_neg.argmax(1)], trial[score_pos.argmax(1)])
+        conf = np.maximum(best_neg, best_pos)
 
-    # --- signed sector defocus: C(phi) = C1 + a cos 2phi + b sin 2phi, sectors' signs unknown
-    design = np.column_stack([np.ones_like(sec_phi), np.cos(2 * sec_phi), np.sin(2 * sec_phi)])
-    w = np.clip(conf, 0.05, None)
-    best = None
-    # sign patterns: each sector's sign is that of C1 + a cos + b sin; try candidate sign fields
-    for theta0 in np.linspace(0, np.pi, 24, endpoint=False):
-        for frac in np.linspace(-1.0, 1.0, 21):
-            signs = np.where(np.cos(2 * (sec_phi - theta0)) + frac >= 0, -1.0, 1.0)
-            y = signs * mag
-            coef, *_ = np.linalg.lstsq(design * w[:, None], y * w, rcond=None)
-            resid = np.sum(w * (np.abs(design @ coef) - mag) ** 2)
-            if best is None or resid < best[0]:
-                best = (resid, coef)
-    c1, a, b = best[1]
-    if c1 > 0:  # fix the global sign: underfocus
-        c1, a, b = -c1, -a, -b
+        # --- signed sector defocus: C(phi) = C1 + a cos 2phi + b sin 2phi, sectors' signs unknown
+        design = np.column_stack([np.ones_like(sec_phi), np.cos(2 * sec_phi), np.sin(2 * sec_phi)])
+        w = np.clip(conf, 0.05, None)
+        best = None
+        # sign patterns: each sector's sign is that of C1 + a cos + b sin; try candidate sign fields
+        for theta0 in np.linspace(0, np.pi, 24, endpoint=False):
+            for frac in np.linspace(-1.0, 1.0, 21):
+                signs = np.where(np.cos(2 * (sec_phi - theta0)) + frac >= 0, -1.0, 1.0)
+                y = signs * mag
+                coef, *_ = np.linalg.lstsq(design * w[:, None], y * w, rcond=None)
+                resid = np.sum(w * (np.abs(design @ coef) - mag) ** 2)
+                if best is None or resid < best[0]:
+                    best = (resid, coef)
+        c1, a, b = best[1]
+        if c1 > 0:  # fix the global sign: underfocus
+            c1, a, b = -c1, -a, -b
 
-    # --- 2-D refinement on all azimuths
+    # --- 2-D refinement on all azimuths, each row normalised for its own ring period
+    c_row = np.maximum(np.abs(c1 + a * np.cos(2 * phi) + b * np.sin(2 * phi)), defocus_range[0])
+    data = _normalise_rows(prof, u, 0.6 * period(c_row))
     uu, pp = np.meshgrid(u, phi)
     d0 = data - data.mean(1, keepdims=True)
 
-    def negcorr(p):
-        c30 = p[4] * 1e3 if free_c30 else C30
-        m = _ring_model(uu, pp, lam, p[0], p[1], p[2], p[3], c30)
-        m = m - m.mean(1, keepdims=True)
-        return -np.sum(d0 * m * weight) / (np.linalg.norm(m) * np.linalg.norm(d0) + 1e-12)
+    free_psi = amplitude_contrast is None
+    psi0 = 0.0 if free_psi else math.atan(amplitude_contrast)
 
-    start = np.array([c1, a, b, 0.0] + ([C30 / 1e3] if free_c30 else []))
-    steps = [20.0, 20.0, 20.0, 0.3] + ([10.0] if free_c30 else [])
-    simplex = np.vstack([start, start + np.diag(steps)])
-    r = optimize.minimize(negcorr, start, method="Nelder-Mead",
-                          options={"xatol": 0.05, "fatol": 1e-7, "maxiter": 4000, "initial_simplex": simplex})
-    c1, a, b, psi = r.x[:4]
-    c30 = r.x[4] * 1e3 if free_c30 else C30
+    def unpack(p):
+        psi = p[3] if free_psi else psi0
+        c30 = p[-1] * 1e3 if free_c30 else C30
+        return p[0], p[1], p[2], psi, c30
+
+    def refine(start, cols):
+        uu_, pp_, d_ = uu[:, cols], pp[:, cols], d0[:, cols]
+        dn = np.linalg.norm(d_)
+
+        def negcorr(p):
+            m = _ring_model(uu_, pp_, lam, *unpack(p))
+            m = m - m.mean(1, keepdims=True)
+            return -np.sum(d_ * m) / (np.linalg.norm(m) * dn + 1e-12)
+
+        steps = [20.0, 20.0, 20.0] + ([0.3] if free_psi else []) + ([10.0] if free_c30 else [])
+        simplex = np.vstack([start, start + np.diag(steps)])
+        return optimize.minimize(negcorr, start, method="Nelder-Mead",
+                                 options={"xatol": 0.05, "fatol": 1e-7, "maxiter": 4000, "initial_simplex": simplex})
+
+    start = np.array([c1, a, b] + ([0.0] if free_psi else []) + ([C30 / 1e3] if free_c30 else []))
+    cols = slice(0, len(u), 2)  # a first pass on every other u sample
+    r = refine(start, cols)
+    # information limit: keep the u bands whose data still correlate with the fitted rings
+    model = _ring_model(uu, pp, lam, *unpack(r.x))
+    model -= model.mean(1, keepdims=True)
+    bands = np.array_split(np.arange(len(u)), 16)
+    corr = np.array([np.sum(d0[:, b] * model[:, b]) / (np.linalg.norm(d0[:, b]) * np.linalg.norm(model[:, b]) + 1e-12)
+                     for b in bands])  # fmt: skip
+    noise = 3.0 / math.sqrt(d0.shape[0] * len(bands[0]))
+    good = np.nonzero(corr > max(noise, 0.05))[0]
+    last = bands[good[-1]][-1] + 1 if len(good) else len(u)
+    last = max(last, len(u) // 4)
+    if last < len(u) - len(bands[0]):  # refit on the frequencies that carry rings
+        r = refine(r.x, slice(0, last))
+    k_range = (k_range[0], float(math.sqrt(u[last - 1])))
+    c1, a, b, psi, c30 = unpack(r.x)
     psi = (psi + np.pi / 2) % np.pi - np.pi / 2
+    signed = np.sign(c1 + a * np.cos(2 * sec_phi) + b * np.sin(2 * sec_phi)) * mag
     return DiffractogramFit(float(c1), float(a), float(b), float(psi), float(-r.fun), tuple(k_range), float(c30),
-                            sec_phi, np.sign(design @ np.array([c1, a, b])) * mag)  # fmt: skip
+                            sec_phi, signed)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------- solve
@@ -721,6 +782,7 @@ def measure_aberrations(
     defocus_offset: float = 0.0,
     defocus_sign: int | str | None = None,
     iterations: int = 3,
+    amplitude_contrast: float = 0.07,
     return_fits: bool = False,
 ):
     """Measure the aberrations from a Zemlin tableau.
@@ -748,6 +810,8 @@ def measure_aberrations(
         be clearly positive for a real film; needs a good fit and a film with absorption).
     iterations : int
         Rounds of (fit all diffractograms with the current C30) → solve.
+    amplitude_contrast : float
+        Absorption-to-phase ratio of the film assumed by the ring model (a-C: 0.07).
     return_fits : bool
         Also return the per-image fits.
 
@@ -776,7 +840,8 @@ def measure_aberrations(
     C30 = None  # first round: every diffractogram fits its own k^4 term
     iterations = max(1, iterations)
     for it in range(iterations):
-        fits = [fit_diffractogram(img, energy, sampling, C30=C30) for img in stack]
+        w_amp = None if defocus_sign == "amplitude" else amplitude_contrast
+        fits = [fit_diffractogram(img, energy, sampling, C30=C30, amplitude_contrast=w_amp) for img in stack]
         apparent = np.array([[f.C1, f.a, f.b] for f in fits])
         weights = np.array([max(f.quality, 0.05) for f in fits])
         signs = _best_signs(apparent, A, weights)
@@ -786,6 +851,20 @@ def measure_aberrations(
         fits = [f if sign > 0 else f.flipped() for f in fits]
         apparent = np.array([[f.C1, f.a, f.b] for f in fits])
         ab, unc = solve_aberrations(apparent, tilts, order, weights)
+        # images whose rings fit poorly are refitted from the tableau's consensus
+        predicted = A @ _to_cartesian(ab, names)
+        quality = np.array([f.quality for f in fits])
+        redo = np.nonzero(quality < 0.8 * np.median(quality))[0]
+        if len(redo):
+            c30 = ab.get("C30", 0.0) if order >= 3 else 0.0
+            for i in redo:
+                refit = fit_diffractogram(stack[i], energy, sampling, C30=c30, initial=predicted[3 * i : 3 * i + 3],
+                                          amplitude_contrast=w_amp)
+                if refit.quality > fits[i].quality:
+                    fits[i] = refit
+            apparent = np.array([[f.C1, f.a, f.b] for f in fits])
+            weights = np.array([max(f.quality, 0.05) for f in fits])
+            ab, unc = solve_aberrations(apparent, tilts, order, weights)
         if order < 3:
             break
         C30 = ab.get("C30", 0.0)
