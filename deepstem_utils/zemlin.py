@@ -276,7 +276,7 @@ def _angular_points(n: int):
 
 
 # ---------------------------------------------------------------------- diffractogram
-def diffractogram(image: np.ndarray, tile: int | None = None) -> np.ndarray:
+def diffractogram(image: np.ndarray, tile: int | None = None, sampling: float | None = None) -> np.ndarray:
     """Welch-averaged power spectrum of an image, zero frequency at ``(n//2, n//2)``.
 
     Parameters
@@ -284,7 +284,11 @@ def diffractogram(image: np.ndarray, tile: int | None = None) -> np.ndarray:
     image : (ny, nx) ndarray
     tile : int, optional
         Side of the square, Hann-windowed tiles (half-overlapping) that are
-        averaged; the largest power of two up to half the smaller image side by default.
+        averaged. By default the smallest power of two whose frequency step is
+        at most 0.01 1/Å (so that dense Thon rings stay resolved; needs
+        ``sampling``), capped by the image size; without ``sampling``, half the image.
+    sampling : float, optional
+        Pixel size [Å].
 
     Returns
     -------
@@ -296,6 +300,8 @@ def diffractogram(image: np.ndarray, tile: int | None = None) -> np.ndarray:
     if not np.all(np.isfinite(image)):
         raise ValueError("the tableau image contains NaN or inf")
     n = min(image.shape)
+    if tile is None and sampling is not None:
+        tile = 2 ** int(math.ceil(math.log2(1.0 / (0.01 * sampling))))
     if tile is None:
         tile = 2 ** int(math.floor(math.log2(max(n // 2, 32))))
     tile = min(tile, n)
@@ -477,7 +483,7 @@ def fit_diffractogram(
     lam = wavelength(energy)
     free_c30 = fit_c30 or C30 is None
     C30 = 0.0 if C30 is None else float(C30)
-    spec = diffractogram(image)
+    spec = diffractogram(image, sampling=sampling)
     n = spec.shape[0]
     k_sampling = 1.0 / (n * sampling)
     nyquist = 0.5 / sampling
@@ -733,7 +739,7 @@ def solve_aberrations(apparent: np.ndarray, tilts, order: int = 3, weights=None)
     W = np.repeat(np.sqrt(np.clip(w, 1e-6, None)), 3)
     Aw, yw = A * W[:, None], y * W
     rank = np.linalg.matrix_rank(Aw, tol=1e-8 * np.abs(Aw).max())
-    if rank < A.shape[1] or A.shape[0] <= A.shape[1]:
+    if rank < A.shape[1]:
         need = {1: "one untilted image", 2: "an untilted image and a ring of at least 3 tilts",
                 3: "an untilted image and two rings of tilts of different magnitude (at least 8 tilts)"}[order]  # fmt: skip
         raise ValueError(
@@ -742,8 +748,8 @@ def solve_aberrations(apparent: np.ndarray, tilts, order: int = 3, weights=None)
         )
     x, *_ = np.linalg.lstsq(Aw, yw, rcond=None)
     resid = yw - Aw @ x
-    dof = max(A.shape[0] - A.shape[1], 1)
-    s2 = float(resid @ resid) / dof
+    dof = A.shape[0] - A.shape[1]
+    s2 = float(resid @ resid) / dof if dof > 0 else float("nan")  # no redundancy: no error estimate
     cov = s2 * np.linalg.inv(Aw.T @ Aw)
     return _to_polar(x, cov, names)
 
