@@ -98,3 +98,48 @@ def show_image(
         if label:
             cb.set_label(label)
     return im
+
+
+def tableau_montage(fig, diffractograms, tilts, k_sampling: float, k_max: float = 0.8, size: float = 0.125,
+                    title: str | None = None):
+    """The classic Zemlin-tableau montage: each diffractogram drawn at its tilt position.
+
+    Parameters
+    ----------
+    fig : matplotlib Figure
+    diffractograms : sequence of (n, n) ndarray
+        Power spectra, zero frequency at ``(n//2, n//2)``.
+    tilts : (m, 2) array_like
+        Beam tilts ``(tx, ty)`` [mrad].
+    k_sampling : float
+        Frequency step of the diffractograms [1/Å].
+    k_max : float
+        Half-width of the shown region [1/Å].
+    size : float
+        Inset size as a fraction of the figure.
+
+    Returns
+    -------
+    matplotlib Axes
+        The background axes, in mrad.
+    """
+    tilts = np.asarray(tilts, float)
+    reach = max(np.abs(tilts).max(), 1.0) * 1.35
+    ax = fig.add_axes([0.08, 0.08, 0.86, 0.84])
+    ax.set(xlim=(-reach, reach), ylim=(reach, -reach), xlabel="beam tilt τx [mrad]", ylabel="beam tilt τy [mrad]",
+           aspect="equal")
+    if title:
+        ax.set_title(title)
+    for spec, (tx, ty) in zip(diffractograms, tilts):
+        n = spec.shape[0]
+        c = n // 2
+        r = int(min(c - 1, round(k_max / k_sampling)))
+        crop = np.log(spec[c - r : c + r + 1, c - r : c + r + 1] + 1e-12)
+        lo, hi = np.percentile(crop, [2, 99.8])
+        # place the inset centred at the tilt (data -> figure coordinates)
+        x_fig, y_fig = fig.transFigure.inverted().transform(ax.transData.transform((tx, ty)))
+        inset = fig.add_axes([x_fig - size / 2, y_fig - size / 2, size, size])
+        inset.imshow(crop, cmap="gray", vmin=lo, vmax=hi, extent=[-k_max, k_max, k_max, -k_max])
+        inset.set_xticks([])
+        inset.set_yticks([])
+    return ax

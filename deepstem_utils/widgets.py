@@ -12,12 +12,13 @@ import io
 
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import display
 
 from .imaging import linear_image
 from .optics import Probe
 from .plotting import show_image
 
-__all__ = ["ProbeExplorer"]
+__all__ = ["ProbeExplorer", "TableauExplorer"]
 
 
 class ProbeExplorer:
@@ -124,7 +125,7 @@ class ProbeExplorer:
         self.output.clear_output(wait=True)
         with self.output:
             fig = self.figure()
-            plt.show(fig)
+            display(fig)
             plt.close(fig)
 
     # ---------------------------------------------------------------- display
@@ -139,4 +140,85 @@ class ProbeExplorer:
         bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
         bundle["image/png"] = self._png()
         bundle["text/plain"] = f"ProbeExplorer({', '.join(f'{k}={v:g}' for k, v in self.values.items())})"
+        return bundle
+
+
+class TableauExplorer:
+    """Change one aberration and watch a (noiseless, small) Zemlin tableau change.
+
+    Parameters
+    ----------
+    tilts : (n, 2) array_like
+        Beam tilts [mrad].
+    energy : float
+        Beam energy [eV].
+    base : dict
+        Aberrations kept fixed (e.g. the recording defocus ``C10``) [Å, rad].
+    shape, sampling :
+        Image size [px] and pixel size [Å] of the simulated tableau.
+    """
+
+    #: slider ranges [Å] of the aberration that can be changed
+    RANGES = {"C12": (0, 400), "C21": (0, 4000), "C23": (0, 4000), "C30": (-1e5, 1e5)}
+
+    def __init__(self, tilts, energy: float = 80e3, base: dict | None = None, shape=(256, 256), sampling: float = 0.2,
+                 symbol: str = "C21", value: float = 2000.0):
+        import ipywidgets as w
+
+        from .zemlin import amorphous_carbon
+
+        self.tilts = np.asarray(tilts, float)
+        self.energy = float(energy)
+        self.base = dict(base or {"C10": -300.0})
+        self.shape, self.sampling = tuple(shape), float(sampling)
+        self.specimen = amorphous_carbon(self.shape, self.sampling, self.energy, rng=0)
+        self.which = w.Dropdown(options=list(self.RANGES), value=symbol, description="aberration")
+        lo, hi = self.RANGES[symbol]
+        self.value = w.FloatSlider(value, min=lo, max=hi, step=(hi - lo) / 100, description="value [Å]",
+                                   continuous_update=False, layout=w.Layout(width="420px"))  # fmt: skip
+        self.which.observe(self._range, names="value")
+        self.value.observe(self._update, names="value")
+        self.output = w.Output()
+        self.widget = w.VBox([w.HBox([self.which, self.value]), self.output])
+        self._update()
+
+    def _range(self, change):
+        lo, hi = self.RANGES[self.which.value]
+        self.value.min, self.value.max = min(lo, self.value.min), max(hi, self.value.max)
+        self.value.min, self.value.max = lo, hi
+        self.value.step = (hi - lo) / 100
+        self._update()
+
+    def figure(self):
+        from .plotting import tableau_montage
+        from .zemlin import diffractogram, simulate_tableau
+
+        ab = dict(self.base)
+        ab[self.which.value] = self.value.value
+        stack = simulate_tableau(ab, self.tilts, self.energy, self.shape, self.sampling, dose=np.inf,
+                                 focal_spread=30.0, angular_spread=0.0, specimen=self.specimen, quadrature=(3, 1))  # fmt: skip
+        spectra = [diffractogram(img, tile=self.shape[0]) for img in stack]
+        fig = plt.figure(figsize=(7, 7))
+        tableau_montage(fig, spectra, self.tilts, 1 / (self.shape[0] * self.sampling), k_max=0.7,
+                        title=f"{self.which.value} = {self.value.value:g} Å (recorded at C10 = {self.base.get('C10', 0):g} Å)")
+        return fig
+
+    def _update(self, change=None):
+        self.output.clear_output(wait=True)
+        with self.output:
+            fig = self.figure()
+            display(fig)
+            plt.close(fig)
+
+    def _png(self) -> str:
+        fig = self.figure()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=70)
+        plt.close(fig)
+        return base64.b64encode(buf.getvalue()).decode()
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
+        bundle["image/png"] = self._png()
+        bundle["text/plain"] = f"TableauExplorer({self.which.value}={self.value.value:g} Å)"
         return bundle

@@ -47,6 +47,9 @@ __all__ = [
     "apparent_design_matrix",
     "solve_aberrations",
     "measure_aberrations",
+    "random_aberrations",
+    "aberration_error",
+    "CORRECTED_LIMITS",
 ]
 
 #: Unknowns of the solve, by order: (symbol, n, m).
@@ -927,3 +930,43 @@ def _as_stack(tableau, sampling):
 
 
 _ = POLAR_SYMBOLS  # the names returned are abTEM's polar names
+
+
+# ------------------------------------------------------------------ evaluation aids
+#: Limits of a tuned aberration-corrected 80 kV instrument used for random test sets [Å]:
+#: |C1| <= 20 nm, |A1| <= 20 nm, |B2| <= 200 nm, |A2| <= 200 nm, |C3| <= 5 µm.
+CORRECTED_LIMITS = {"C10": 200.0, "C12": 200.0, "C21": 2000.0, "C23": 2000.0, "C30": 5e4}
+
+
+def random_aberrations(rng, limits: dict | None = None) -> dict:
+    """Random aberrations within ``limits`` (default :data:`CORRECTED_LIMITS`) [Å, rad].
+
+    Round aberrations are uniform in ±limit; the others are uniform over the
+    disc of radius limit in the complex plane (random magnitude and angle).
+    """
+    rng = np.random.default_rng(rng)
+    limits = dict(CORRECTED_LIMITS if limits is None else limits)
+    ab = {}
+    for symbol, limit in limits.items():
+        n, m = int(symbol[1]), int(symbol[2])
+        if m == 0:
+            ab[symbol] = float(rng.uniform(-limit, limit))
+        else:
+            ab[symbol] = float(limit * math.sqrt(rng.uniform()))
+            ab[f"phi{n}{m}"] = float(rng.uniform(-math.pi, math.pi) / m)
+    return ab
+
+
+def aberration_error(true: dict, measured: dict, symbol: str) -> float:
+    """Size of the difference between two values of one aberration [Å].
+
+    For an aberration with an angle the difference of the complex values
+    ``C exp(i m phi)`` is used, so that magnitude and angle errors both count.
+    """
+    n, m = int(symbol[1]), int(symbol[2])
+    if m == 0:
+        return abs(measured.get(symbol, 0.0) - true.get(symbol, 0.0))
+    angle = f"phi{n}{m}"
+    z_true = true.get(symbol, 0.0) * np.exp(1j * m * true.get(angle, 0.0))
+    z_meas = measured.get(symbol, 0.0) * np.exp(1j * m * measured.get(angle, 0.0))
+    return float(abs(z_meas - z_true))
