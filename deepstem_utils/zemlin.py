@@ -433,7 +433,7 @@ def fit_diffractogram(
     C30: float | None = None,
     k_range: tuple[float, float] | None = None,
     defocus_range: tuple[float, float] = (100.0, 3000.0),
-    n_sectors: int = 36,
+    n_sectors: int = 72,
     initial: tuple[float, float, float] | None = None,
     amplitude_contrast: float | None = 0.07,
     fit_c30: bool = True,
@@ -510,6 +510,10 @@ def fit_diffractogram(
         which = np.abs(np.log(0.6 * period(trial))[:, None] - np.log(scales)[None, :]).argmin(1)
         score_neg = np.empty((n_sectors, trial.size))
         score_pos = np.empty((n_sectors, trial.size))
+        # the k^4 term shifts the rings of every sector alike: try a few values when it is not known
+        c30_trials = [C30] if not free_c30 else sorted({C30, -6e4, -3e4, 0.0, 3e4, 6e4})
+        score_neg = np.full((n_sectors, trial.size), -np.inf)
+        score_pos = np.full((n_sectors, trial.size), -np.inf)
         for j, scale in enumerate(scales):
             pick = which == j
             if not np.any(pick):
@@ -517,11 +521,13 @@ def fit_diffractogram(
             sec = _normalise_rows(sec_raw, u, scale)
             sec -= sec.mean(1, keepdims=True)
             t = trial[pick][:, None]
-            for sign, score in ((-1.0, score_neg), (1.0, score_pos)):
-                model = -np.cos(2 * np.pi * lam * sign * t * u[None, :] + np.pi * lam**3 * C30 * u[None, :] ** 2)
-                model -= model.mean(1, keepdims=True)
-                norm = np.linalg.norm(model, axis=1)[None, :] * np.linalg.norm(sec, axis=1)[:, None]
-                score[:, pick] = (sec @ model.T) / (norm + 1e-12)
+            for c30_trial in c30_trials:
+                for sign, score in ((-1.0, score_neg), (1.0, score_pos)):
+                    model = -np.cos(2 * np.pi * lam * sign * t * u[None, :] + np.pi * lam**3 * c30_trial * u[None, :] ** 2
+                                    - 2 * math.atan(amplitude_contrast or 0.0))
+                    model -= model.mean(1, keepdims=True)
+                    norm = np.linalg.norm(model, axis=1)[None, :] * np.linalg.norm(sec, axis=1)[:, None]
+                    score[:, pick] = np.maximum(score[:, pick], (sec @ model.T) / (norm + 1e-12))
         best_neg, best_pos = score_neg.max(1), score_pos.max(1)
         mag = np.where(best_neg >= best_pos, trial[score_neg.argmax(1)], trial[score_pos.argmax(1)])
         conf = np.maximum(best_neg, best_pos)
@@ -529,19 +535,31 @@ def fit_diffractogram(
         # --- signed sector defocus: C(phi) = C1 + a cos 2phi + b sin 2phi, sectors' signs unknown
         design = np.column_stack([np.ones_like(sec_phi), np.cos(2 * sec_phi), np.sin(2 * sec_phi)])
         w = np.clip(conf, 0.05, None)
-        best = None
+        candidates = []
         # sign patterns: each sector's sign is that of C1 + a cos + b sin; try candidate sign fields
         for theta0 in np.linspace(0, np.pi, 24, endpoint=False):
             for frac in np.linspace(-1.0, 1.0, 21):
                 signs = np.where(np.cos(2 * (sec_phi - theta0)) + frac >= 0, -1.0, 1.0)
                 y = signs * mag
                 coef, *_ = np.linalg.lstsq(design * w[:, None], y * w, rcond=None)
-                resid = np.sum(w * (np.abs(design @ coef) - mag) ** 2)
-                if best is None or resid < best[0]:
-                    best = (resid, coef)
-        c1, a, b = best[1]
-        if c1 > 0:  # fix the global sign: underfocus
-            c1, a, b = -c1, -a, -b
+                # robust: refit on the sectors that agree (a few sectors lock onto a wrong ring order)
+                for _ in range(2):
+                    res = np.abs(np.abs(design @ coef) - mag)
+                    inl = res < max(20.0, 3 * np.median(res))
+                    if inl.sum() < 6:
+                        break
+                    coef, *_ = np.linalg.lstsq(design[inl] * w[inl, None], y[inl] * w[inl], rcond=None)
+                res = np.abs(np.abs(design @ coef) - mag)
+                resid = np.sum(w * np.minimum(res, 30.0) ** 2)  # truncated loss
+                coef = -coef if coef[0] > 0 else coef  # global sign: underfocus
+                candidates.append((resid, tuple(np.round(coef, 0))))
+        starts = []
+        for resid, coef in sorted(candidates):
+            if all(np.abs(np.array(coef) - np.array(s_)).max() > 10.0 for s_ in starts):
+                starts.append(coef)
+            if len(starts) == 3:
+                break
+        c1, a, b = starts[0]
 
     # --- 2-D refinement on all azimuths, each row normalised for its own ring period
     c_row = np.maximum(np.abs(c1 + a * np.cos(2 * phi) + b * np.sin(2 * phi)), defocus_range[0])
@@ -571,9 +589,10 @@ def fit_diffractogram(
         return optimize.minimize(negcorr, start, method="Nelder-Mead",
                                  options={"xatol": 0.05, "fatol": 1e-7, "maxiter": 4000, "initial_simplex": simplex})
 
-    start = np.array([c1, a, b] + ([0.0] if free_psi else []) + ([C30 / 1e3] if free_c30 else []))
     cols = slice(0, len(u), 2)  # a first pass on every other u sample
-    r = refine(start, cols)
+    tails = ([0.0] if free_psi else []) + ([C30 / 1e3] if free_c30 else [])
+    first = [(c1, a, b)] if initial is not None else starts
+    r = min((refine(np.array(list(s0) + tails), cols) for s0 in first), key=lambda res: res.fun)
     # information limit: keep the u bands whose data still correlate with the fitted rings
     model = _ring_model(uu, pp, lam, *unpack(r.x))
     model -= model.mean(1, keepdims=True)
@@ -859,11 +878,17 @@ def measure_aberrations(
         sign = _global_sign(fits, tilts, defocus_sign, use_psi=(it == iterations - 1 and it > 0))
         fits = [f if sign > 0 else f.flipped() for f in fits]
         apparent = np.array([[f.C1, f.a, f.b] for f in fits])
-        ab, unc = solve_aberrations(apparent, tilts, order, weights)
-        # images whose rings fit poorly are refitted from the tableau's consensus
-        predicted = A @ _to_cartesian(ab, names)
         quality = np.array([f.quality for f in fits])
-        redo = np.nonzero(quality < 0.8 * np.median(quality))[0]
+        # solve on the images whose rings fit well (when they determine the unknowns) ...
+        good = quality >= 0.6 * quality.max()
+        rows = np.repeat(good, 3)
+        if np.linalg.matrix_rank(A[rows]) == A.shape[1]:
+            ab, unc = solve_aberrations(apparent[good], tilts[good], order, weights[good])
+        else:
+            ab, unc = solve_aberrations(apparent, tilts, order, weights)
+        # ... then refit the others from the tableau's consensus, and solve with all
+        predicted = A @ _to_cartesian(ab, names)
+        redo = np.nonzero(quality < 0.8 * np.median(quality[good]))[0]
         if len(redo):
             c30 = ab.get("C30", 0.0) if order >= 3 else 0.0
             for i in redo:
@@ -871,9 +896,9 @@ def measure_aberrations(
                                           amplitude_contrast=w_amp)
                 if refit.quality > fits[i].quality:
                     fits[i] = refit
-            apparent = np.array([[f.C1, f.a, f.b] for f in fits])
-            weights = np.array([max(f.quality, 0.05) for f in fits])
-            ab, unc = solve_aberrations(apparent, tilts, order, weights)
+        apparent = np.array([[f.C1, f.a, f.b] for f in fits])
+        weights = np.array([max(f.quality, 0.05) for f in fits])
+        ab, unc = solve_aberrations(apparent, tilts, order, weights)
         if order < 3:
             break
         C30 = ab.get("C30", 0.0)
