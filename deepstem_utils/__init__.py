@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from ._quick import choose, quick_mode
 from .imaging import Acquisition, acquire, linear_image
+from .io import load
 from .optics import Probe, wavelength
+from .zemlin import measure_aberrations
 
 __version__ = "0.1.0"
 
@@ -41,7 +43,5 @@ def _not_yet(name: str, issue: str):
     return missing
 
 
-load = _not_yet("load", "Real and your own data")
 reconstruct = _not_yet("reconstruct", "Training data and the physics-informed autoencoder")
 find_atoms = _not_yet("find_atoms", "Atom identification and the dose evaluation")
-measure_aberrations = _not_yet("measure_aberrations", "Zemlin tableau")

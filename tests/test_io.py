@@ -1,0 +1,58 @@
+"""deepstem_utils.io.load: calibrated signals and clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import deepstem_utils as ds
+
+
+def test_npy_needs_sampling(tmp_path):
+    path = tmp_path / "frame.npy"
+    np.save(path, np.ones((64, 80)))
+    with pytest.raises(ValueError, match="sampling"):
+        ds.load(path)
+    signal = ds.load(path, sampling=0.16)
+    assert signal.data.shape == (64, 80)
+    for axis in signal.axes_manager.signal_axes:
+        assert axis.units == "Å" and axis.scale == pytest.approx(0.16)
+
+
+def test_hspy_round_trip_converts_nm(tmp_path):
+    import hyperspy.api as hs
+
+    s = hs.signals.Signal2D(np.random.default_rng(0).random((32, 48)))
+    for axis in s.axes_manager.signal_axes:
+        axis.scale, axis.units = 0.02, "nm"
+    path = tmp_path / "frame.hspy"
+    s.save(path)
+    loaded = ds.load(path)
+    np.testing.assert_array_equal(loaded.data, s.data)
+    assert loaded.axes_manager.signal_axes[0].scale == pytest.approx(0.2)
+    assert loaded.axes_manager.signal_axes[0].units == "Å"
+
+
+@pytest.mark.parametrize("name,content,match", [
+    ("missing.npy", None, "not found"),
+    ("empty.npy", b"", "empty"),
+    ("frame.xyz", b"abc", "unknown file type"),
+    ("broken.npy", b"\x93NUMPY garbage", "not a readable"),
+    ("broken.hspy", b"not hdf5 at all", "could not be read"),
+])
+def test_bad_files(tmp_path, name, content, match):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises((ValueError, FileNotFoundError), match=match):
+        ds.load(path, sampling=0.2)
+
+
+def test_uncalibrated_file_asks_for_sampling(tmp_path):
+    import hyperspy.api as hs
+
+    path = tmp_path / "raw.hspy"
+    hs.signals.Signal2D(np.ones((16, 16))).save(path)
+    with pytest.raises(ValueError, match="--sampling"):
+        ds.load(path)
+    assert ds.load(path, sampling=0.1).axes_manager.signal_axes[0].scale == pytest.approx(0.1)
