@@ -493,7 +493,7 @@ def fit_diffractogram(
     if k_range is None:
         k_hi = min(0.9 * nyquist, _information_limit(spec, k_sampling, 0.95 * nyquist))
         k_range = (max(0.06, 6 * k_sampling), max(k_hi, 0.25))
-    phi, u, prof = _polar_profile(spec, k_sampling, k_range, n_phi=4 * n_sectors, n_u=768)
+    phi, u, prof = _polar_profile(spec, k_sampling, k_range, n_phi=2 * n_sectors, n_u=512)
     period = lambda c: 1.0 / (lam * np.abs(c))  # ring period in u for a defocus c [1/Å²]
 
     n_rows = phi.size // n_sectors
@@ -505,7 +505,7 @@ def fit_diffractogram(
         # --- 1-D search per sector (|defocus|): each trial defocus is scored against the
         # profile normalised with a background width matched to its own ring period
         sec_raw = prof.reshape(n_sectors, n_rows, -1).mean(1)
-        trial = np.geomspace(defocus_range[0], defocus_range[1], 1500)
+        trial = np.geomspace(defocus_range[0], defocus_range[1], 700)
         scales = np.geomspace(0.6 * period(defocus_range[1]), 0.6 * period(defocus_range[0]), 10)
         which = np.abs(np.log(0.6 * period(trial))[:, None] - np.log(scales)[None, :]).argmin(1)
         score_neg = np.empty((n_sectors, trial.size))
@@ -537,8 +537,8 @@ def fit_diffractogram(
         w = np.clip(conf, 0.05, None)
         candidates = []
         # sign patterns: each sector's sign is that of C1 + a cos + b sin; try candidate sign fields
-        for theta0 in np.linspace(0, np.pi, 24, endpoint=False):
-            for frac in np.linspace(-1.0, 1.0, 21):
+        for theta0 in np.linspace(0, np.pi, 12, endpoint=False):
+            for frac in np.linspace(-1.0, 1.0, 11):
                 signs = np.where(np.cos(2 * (sec_phi - theta0)) + frac >= 0, -1.0, 1.0)
                 y = signs * mag
                 coef, *_ = np.linalg.lstsq(design * w[:, None], y * w, rcond=None)
