@@ -514,6 +514,7 @@ def fit_diffractogram(
         c30_trials = [C30] if not free_c30 else sorted({C30, -6e4, -3e4, 0.0, 3e4, 6e4})
         score_neg = np.full((n_sectors, trial.size), -np.inf)
         score_pos = np.full((n_sectors, trial.size), -np.inf)
+        c30_score = dict.fromkeys(c30_trials, 0.0)
         for j, scale in enumerate(scales):
             pick = which == j
             if not np.any(pick):
@@ -527,7 +528,12 @@ def fit_diffractogram(
                                     - 2 * math.atan(amplitude_contrast or 0.0))
                     model -= model.mean(1, keepdims=True)
                     norm = np.linalg.norm(model, axis=1)[None, :] * np.linalg.norm(sec, axis=1)[:, None]
-                    score[:, pick] = np.maximum(score[:, pick], (sec @ model.T) / (norm + 1e-12))
+                    this = (sec @ model.T) / (norm + 1e-12)
+                    if sign < 0:  # in the underfocus frame the sign of the k^4 term is meaningful
+                        c30_score[c30_trial] = max(c30_score[c30_trial], float(this.max(1).sum()))
+                    score[:, pick] = np.maximum(score[:, pick], this)
+        if free_c30:  # start the refinement from the k^4 term the sectors liked best
+            C30 = max(c30_score, key=c30_score.get)
         best_neg, best_pos = score_neg.max(1), score_pos.max(1)
         mag = np.where(best_neg >= best_pos, trial[score_neg.argmax(1)], trial[score_pos.argmax(1)])
         conf = np.maximum(best_neg, best_pos)
