@@ -21,7 +21,40 @@ from .plotting import show_image
 __all__ = ["ProbeExplorer", "TableauExplorer"]
 
 
-class ProbeExplorer:
+class _Explorer:
+    """Shared plumbing: redraw into an Output widget; show a PNG snapshot in static pages."""
+
+    dpi = 80
+
+    def figure(self):  # pragma: no cover - implemented by subclasses
+        raise NotImplementedError
+
+    def _label(self) -> str:  # pragma: no cover
+        return type(self).__name__
+
+    def _update(self, change=None):
+        self.output.clear_output(wait=True)
+        with self.output:
+            fig = self.figure()
+            display(fig)
+            plt.close(fig)
+
+    def _png(self) -> str:
+        fig = self.figure()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=self.dpi)
+        plt.close(fig)
+        return base64.b64encode(buf.getvalue()).decode()
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
+        bundle["image/png"] = self._png()
+        bundle["text/plain"] = self._label()
+        return bundle
+
+
+
+class ProbeExplorer(_Explorer):
     """Sliders for the probe-forming optics, with the probe and the image they give.
 
     Parameters
@@ -121,29 +154,11 @@ class ProbeExplorer:
         show_image(axes[2], image, self.sampling, "linear image |P|² ⊛ O", label="detected fraction")
         return fig
 
-    def _update(self, change=None):
-        self.output.clear_output(wait=True)
-        with self.output:
-            fig = self.figure()
-            display(fig)
-            plt.close(fig)
-
-    # ---------------------------------------------------------------- display
-    def _png(self) -> str:
-        fig = self.figure()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=80)
-        plt.close(fig)
-        return base64.b64encode(buf.getvalue()).decode()
-
-    def _repr_mimebundle_(self, **kwargs):
-        bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
-        bundle["image/png"] = self._png()
-        bundle["text/plain"] = f"ProbeExplorer({', '.join(f'{k}={v:g}' for k, v in self.values.items())})"
-        return bundle
+    def _label(self) -> str:
+        return f"ProbeExplorer({', '.join(f'{k}={v:g}' for k, v in self.values.items())})"
 
 
-class TableauExplorer:
+class TableauExplorer(_Explorer):
     """Change one aberration and watch a (noiseless, small) Zemlin tableau change.
 
     Parameters
@@ -203,22 +218,7 @@ class TableauExplorer:
                         title=f"{self.which.value} = {self.value.value:g} Å (recorded at C10 = {self.base.get('C10', 0):g} Å)")
         return fig
 
-    def _update(self, change=None):
-        self.output.clear_output(wait=True)
-        with self.output:
-            fig = self.figure()
-            display(fig)
-            plt.close(fig)
+    dpi = 70
 
-    def _png(self) -> str:
-        fig = self.figure()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=70)
-        plt.close(fig)
-        return base64.b64encode(buf.getvalue()).decode()
-
-    def _repr_mimebundle_(self, **kwargs):
-        bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
-        bundle["image/png"] = self._png()
-        bundle["text/plain"] = f"TableauExplorer({self.which.value}={self.value.value:g} Å)"
-        return bundle
+    def _label(self) -> str:
+        return f"TableauExplorer({self.which.value}={self.value.value:g} Å)"
