@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage, optimize
 
-from .optics import POLAR_SYMBOLS, _validate_aberrations, aberration_phase, interaction_parameter, wavelength
+from .optics import _validate_aberrations, aberration_phase, interaction_parameter, wavelength
 
 __all__ = [
     "tableau_tilts",
@@ -908,8 +908,6 @@ def measure_aberrations(
         if order < 3:
             break
         C30 = ab.get("C30", 0.0)
-        if it == 0 and iterations == 1:
-            break
     ab["C10"] = ab["C10"] - defocus_offset
     return (ab, unc, fits) if return_fits else (ab, unc)
 
@@ -959,8 +957,6 @@ def _as_stack(tableau, sampling):
         raise ValueError("give the pixel size: sampling=<Å per pixel>")
     return stack.astype(float), float(sampling)
 
-
-_ = POLAR_SYMBOLS  # the names returned are abTEM's polar names
 
 
 # ------------------------------------------------------------------ evaluation aids
