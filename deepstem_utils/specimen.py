@@ -26,6 +26,9 @@ __all__ = [
     "graphene_lattice",
     "haadf_cross_section",
     "object_function",
+    "SPECIES",
+    "random_mos2",
+    "contamination",
 ]
 
 #: Lattice parameter of 2H-MoS₂ [Å].
@@ -256,3 +259,192 @@ def object_function(
         inside = (rr >= 0) & (rr < ny) & (cc >= 0) & (cc < nx)
         np.add.at(obj, (rr[inside], cc[inside]), patch[inside])
     return obj
+
+
+# ----------------------------------------------------------------- defects
+#: Species that :func:`random_mos2` can put in a frame's ground truth.
+SPECIES = ("Mo", "S2", "S1", "vacancy", "Mo_adatom", "C")
+
+
+def _mirror(sites: Sites, point, direction) -> Sites:
+    """Reflect columns across the line through ``point`` along unit vector ``direction``."""
+    p = np.stack([sites.x - point[0], sites.y - point[1]], axis=1)
+    d = np.asarray(direction, float)
+    along = p @ d
+    reflected = 2 * along[:, None] * d[None, :] - p
+    return Sites(reflected[:, 0] + point[0], reflected[:, 1] + point[1], sites.species.copy(),
+                 {e: c.copy() for e, c in sites.counts.items()})
+
+
+def _side(sites: Sites, point, normal) -> np.ndarray:
+    return (sites.x - point[0]) * normal[0] + (sites.y - point[1]) * normal[1]
+
+
+def _too_close(x, y, others_x, others_y, distance: float) -> np.ndarray:
+    from scipy.spatial import cKDTree
+
+    if len(others_x) == 0 or len(x) == 0:
+        return np.zeros(len(x), bool)
+    d, _ = cKDTree(np.stack([others_x, others_y], 1)).query(np.stack([x, y], 1))
+    return d < distance
+
+
+def _convex_flake(centre, radius: float, rng: np.random.Generator, corners: int = 6):
+    """Half-planes (point, outward normal) of a random convex polygon around ``centre``."""
+    angles = np.sort(rng.uniform(0, 2 * math.pi, corners))
+    return [(np.asarray(centre) + radius * rng.uniform(0.8, 1.2) * np.array([math.cos(t), math.sin(t)]),
+             np.array([math.cos(t), math.sin(t)])) for t in angles]
+
+
+def _inside(sites: Sites, planes) -> np.ndarray:
+    keep = np.ones(len(sites), bool)
+    for point, normal in planes:
+        keep &= _side(sites, point, normal) <= 0
+    return keep
+
+
+def _set_species(sites: Sites, index: np.ndarray, species: str, element: str, count: float):
+    sites.species[index] = species
+    sites.counts[element][index] = count
+
+
+def random_mos2(
+    extent: tuple[float, float],
+    rng: np.random.Generator | int | None = None,
+    *,
+    s_vacancy: float = 0.06,
+    s_divacancy: float = 0.02,
+    mo_vacancy: float = 0.01,
+    adatoms: float = 0.004,
+    strain: float = 0.01,
+    twin: float = 0.3,
+    edge: float = 0.3,
+    graphene: bool = True,
+    a: float = MOS2_A,
+) -> Sites:
+    """A random defective MoS₂ monolayer on graphene, with its ground truth.
+
+    Parameters
+    ----------
+    extent : (float, float)
+        Field of view ``(width, height)`` [Å].
+    rng : Generator or int, optional
+        Random generator or seed.
+    s_vacancy, s_divacancy : float
+        Fraction of S₂ sites that lose one S (become ``"S1"``) or both
+        (``"vacancy"``, kept as a site with no atom so it can be scored).
+    mo_vacancy : float
+        Fraction of Mo sites left empty (dropped: a missing Mo is not a site type of the contract).
+    adatoms : float
+        Mo adatoms per Å² of field of view (``"Mo_adatom"``), on hollow sites of
+        MoS₂ or anywhere on the graphene.
+    strain : float
+        Maximum uniform in-plane strain (fraction).
+    twin : float
+        Probability of a mirror-twin boundary: the far side of a line along a
+        zigzag direction is the mirror image of the near side, which swaps the
+        S sublattice as in a 60° twin. (A simplified model: the 4|4P and 4|4E
+        boundary cores are not modelled.)
+    edge : float
+        Probability that the MoS₂ is a flake (a random convex polygon) with
+        edges and bare graphene around it, rather than covering the field.
+    graphene : bool
+        Add the graphene support (``"C"`` columns).
+    a : float
+        Lattice parameter [Å].
+
+    Returns
+    -------
+    Sites
+        Columns with ``species`` in :data:`SPECIES` and element ``counts``.
+
+    Examples
+    --------
+    >>> sites = random_mos2((40.0, 40.0), rng=1)
+    >>> sorted(set(sites.species)) <= sorted(SPECIES)
+    True
+    """
+    rng = np.random.default_rng(rng)
+    width, height = extent
+    centre = np.array([width / 2, height / 2])
+    rotation = rng.uniform(0, 2 * math.pi / 6)
+    lattice = mos2_lattice(extent, a=a, rotation=rotation, origin=tuple(rng.uniform(0, a, 2)), margin=a * 2)
+    # uniform strain about the centre
+    e = rng.uniform(-strain, strain, 3) if strain > 0 else np.zeros(3)
+    tensor = np.array([[1 + e[0], e[2]], [e[2], 1 + e[1]]])
+    p = (np.stack([lattice.x, lattice.y], 1) - centre) @ tensor.T + centre
+    lattice.x, lattice.y = p[:, 0], p[:, 1]
+
+    if rng.random() < twin:
+        direction = np.array([math.cos(rotation), math.sin(rotation)])  # a zigzag direction (along a1)
+        mo = np.flatnonzero(lattice.species == "Mo")
+        # the mirror line passes through the Mo column nearest a random point
+        target = centre + rng.uniform(-0.3, 0.3, 2) * np.array([width, height])
+        pivot = mo[np.argmin(np.hypot(lattice.x[mo] - target[0], lattice.y[mo] - target[1]))]
+        point = np.array([lattice.x[pivot], lattice.y[pivot]])
+        normal = np.array([-direction[1], direction[0]])
+        near = lattice.select(_side(lattice, point, normal) >= -0.3)
+        far = _mirror(near, point, direction)
+        far = far.select(_side(far, point, normal) < -0.3)
+        far = far.select(~_too_close(far.x, far.y, near.x, near.y, 0.9))
+        lattice = near + far
+
+    if rng.random() < edge:
+        radius = rng.uniform(0.3, 0.5) * min(width, height)
+        lattice = lattice.select(_inside(lattice, _convex_flake(centre + rng.uniform(-0.15, 0.15, 2) * width,
+                                                              radius, rng)))
+
+    lattice.species = lattice.species.astype(object)
+    s_sites = np.flatnonzero(lattice.species == "S2")
+    draw = rng.random(len(s_sites))
+    _set_species(lattice, s_sites[draw < s_vacancy], "S1", "S", 1.0)
+    _set_species(lattice, s_sites[(draw >= s_vacancy) & (draw < s_vacancy + s_divacancy)], "vacancy", "S", 0.0)
+    mo_sites = np.flatnonzero(lattice.species == "Mo")
+    lattice = lattice.select(~np.isin(np.arange(len(lattice)), mo_sites[rng.random(len(mo_sites)) < mo_vacancy]))
+
+    n_ad = rng.poisson(adatoms * width * height)
+    ax, ay = [], []
+    for _ in range(50 * n_ad):
+        if len(ax) >= n_ad:
+            break
+        x, y = rng.uniform(0, width), rng.uniform(0, height)
+        near = _too_close(np.array([x]), np.array([y]), np.r_[lattice.x, ax], np.r_[lattice.y, ay], 1.6)
+        if not near[0]:
+            ax.append(x)
+            ay.append(y)
+    n = len(ax)
+    if n:
+        lattice = lattice + Sites(np.array(ax), np.array(ay), np.array(["Mo_adatom"] * n, dtype=object),
+                                  {"Mo": np.ones(n), "S": np.zeros(n)})
+    if graphene:
+        lattice = lattice + graphene_lattice(extent, rotation=rng.uniform(0, math.pi / 3),
+                                             origin=tuple(rng.uniform(0, GRAPHENE_A, 2)))
+    inside = (lattice.x > -a) & (lattice.x < width + a) & (lattice.y > -a) & (lattice.y < height + a)
+    return lattice.select(inside)
+
+
+def contamination(shape: tuple[int, int], sampling: float, rng: np.random.Generator | int | None = None,
+                  level: float = 0.0, correlation: float = 4.0) -> np.ndarray:
+    """A smooth, non-negative background (amorphous contamination, thickness) per pixel.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        ``(ny, nx)``.
+    sampling : float
+        Pixel size [Å].
+    rng : Generator or int, optional
+        Random generator or seed.
+    level : float
+        Mean added object value per Å² (scaled to per pixel here).
+    correlation : float
+        Correlation length of the patches [Å].
+    """
+    rng = np.random.default_rng(rng)
+    if level <= 0:
+        return np.zeros(shape)
+    from scipy import ndimage
+
+    field = ndimage.gaussian_filter(rng.normal(size=shape), correlation / sampling, mode="wrap")
+    field = np.clip(1 + field / (field.std() + 1e-12) * 0.7, 0, None)
+    return level * sampling**2 * field / max(field.mean(), 1e-12)
