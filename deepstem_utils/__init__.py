@@ -14,6 +14,8 @@ from ._quick import choose, quick_mode
 from .imaging import Acquisition, acquire, linear_image
 from .io import load
 from .optics import Probe, wavelength
+from .reconstruction import reconstruct
+from .atoms import find_atoms
 from .zemlin import measure_aberrations
 
 __version__ = "0.1.0"
@@ -43,5 +45,3 @@ def _not_yet(name: str, issue: str):
     return missing
 
 
-reconstruct = _not_yet("reconstruct", "Training data and the physics-informed autoencoder")
-find_atoms = _not_yet("find_atoms", "Atom identification and the dose evaluation")

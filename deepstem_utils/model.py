@@ -1,0 +1,269 @@
+"""The physics-informed autoencoder of DeepSTEM and :func:`reconstruct`.
+
+Encoder: a small U-Net that maps a noisy HAADF frame to a non-negative atom
+density (softplus output), spread to the width of an atom by a fixed last
+layer (:func:`atom_blur`) to give the object function. It sees two channels: the frame normalised to
+mean 1, and the same frame Wiener-filtered with the probe it is given, so the
+encoder is conditioned on the probe (it is trained over a distribution of
+probes, :func:`dataset.random_probe`).
+
+Decoder: the linear image model, convolution with the probe intensity
+(:func:`decode`), **fixed, not learned**; it equals
+:func:`imaging.linear_image` with reflecting boundaries.
+
+Training (:mod:`deepstem_utils.train`) compares the decoded image with an
+*independent* noise realisation of the same frame (a binomial split of the
+counts), so the network cannot win by reproducing the noise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["UNet", "decode", "wiener", "atom_blur", "encoder_input", "load_model", "save_model", "WEIGHTS", "WEIGHTS_FORMAT"]
+
+#: Where the shipped weights live (made by ``deepstem train``; see ``weights/deepstem.json``).
+WEIGHTS = Path(__file__).parent / "weights" / "deepstem.pt"
+#: Tag stored in every weights file, checked on load.
+WEIGHTS_FORMAT = "deepstem-weights-v1"
+#: Regularisation of the Wiener channel, relative to |OTF(0)|² = 1.
+WIENER_EPS = 0.03
+
+
+class _Block(nn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+
+    def forward(self, x):
+        return F.silu(self.conv2(F.silu(self.conv1(x))))
+
+
+class UNet(nn.Module):
+    """Encoder: a U-Net with ``depth`` resolution levels and a softplus output.
+
+    Parameters
+    ----------
+    base : int
+        Channels at full resolution (doubled at each level).
+    depth : int
+        Number of levels; input sides must be multiples of ``2**(depth-1)``.
+    in_channels : int
+        Input channels (frame and its Wiener-filtered copy).
+    """
+
+    def __init__(self, base: int = 16, depth: int = 3, in_channels: int = 2):
+        super().__init__()
+        self.depth = depth
+        chans = [base * 2**i for i in range(depth)]
+        self.down = nn.ModuleList()
+        cin = in_channels
+        for c in chans:
+            self.down.append(_Block(cin, c))
+            cin = c
+        self.up = nn.ModuleList()
+        self.fuse = nn.ModuleList()
+        for c_hi, c_lo in zip(chans[-2::-1], chans[:0:-1]):
+            self.up.append(nn.Conv2d(c_lo, c_hi, 1))
+            self.fuse.append(_Block(2 * c_hi, c_hi))
+        self.head = nn.Conv2d(chans[0], 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for i, block in enumerate(self.down):
+            x = block(x if i == 0 else F.avg_pool2d(x, 2))
+            skips.append(x)
+        x = skips.pop()
+        for up, fuse in zip(self.up, self.fuse):
+            x = up(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
+            x = fuse(torch.cat([x, skips.pop()], 1))
+        return F.softplus(self.head(x))
+
+
+# ------------------------------------------------------------------ physics
+def atom_blur(density: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+    """The encoder's fixed last layer: an atom density blurred to the width of an atom.
+
+    An atom's peak in the object has a physical width (thermal vibration and the
+    extent of high-angle scattering, about 0.1 Å). Without it, the sparsity prior
+    would pile a column's whole weight into a single pixel. The blur keeps the
+    total (each kernel sums to 1).
+
+    Parameters
+    ----------
+    density : (b, 1, ny, nx) tensor
+        Non-negative atom density from the U-Net.
+    sigma : float or (b,) tensor
+        Standard deviation of the atom's peak [px] (per sample).
+    """
+    b = density.shape[0]
+    sigma = torch.as_tensor(sigma, dtype=density.dtype).reshape(-1).expand(b)
+    if float(sigma.max()) <= 0:
+        return density
+    half = max(1, int(math.ceil(3 * float(sigma.max()))))
+    t = torch.arange(-half, half + 1, dtype=density.dtype)
+    kernel = torch.exp(-0.5 * (t[None, :] / sigma.clamp_min(1e-3)[:, None]) ** 2)
+    kernel = kernel / kernel.sum(1, keepdim=True)  # (b, k)
+    x = density.reshape(1, b, *density.shape[-2:])
+    x = F.pad(x, (half, half, half, half), mode="replicate")
+    x = F.conv2d(x, kernel[:, None, :, None], groups=b)  # along rows
+    x = F.conv2d(x, kernel[:, None, None, :], groups=b)  # along columns
+    return x.reshape(density.shape)
+
+
+def _symmetric_index(n: int, before: int, after: int) -> torch.Tensor:
+    return torch.from_numpy(np.pad(np.arange(n), (before, after), mode="symmetric"))
+
+
+def _pad_symmetric(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
+    """numpy's ``symmetric`` padding (edge pixel repeated) on the last two axes."""
+    rows = _symmetric_index(x.shape[-2], top, bottom)
+    cols = _symmetric_index(x.shape[-1], left, right)
+    return x[..., rows, :][..., cols]
+
+
+def _fast(n: int) -> int:
+    from scipy.fft import next_fast_len
+
+    return next_fast_len(int(n), real=True)
+
+
+def decode(obj: torch.Tensor, psf: torch.Tensor) -> torch.Tensor:
+    """The fixed decoder: the linear image of ``obj`` with ``psf`` (reflecting boundaries).
+
+    Parameters
+    ----------
+    obj : (b, 1, ny, nx) tensor
+        Object functions.
+    psf : (b, 1, py, px) or (py, px) tensor
+        Probe intensities centred on ``(py//2, px//2)``, each summing to 1.
+
+    Returns
+    -------
+    (b, 1, ny, nx) tensor
+        Equal to :func:`imaging.linear_image` ``(obj, psf, boundary="reflect")``.
+    """
+    ny, nx = obj.shape[-2:]
+    py, px = psf.shape[-2:]
+    top, bottom = py - 1 - py // 2, py // 2
+    left, right = px - 1 - px // 2, px // 2
+    padded = _pad_symmetric(obj, top, bottom, left, right)
+    fy, fx = _fast(padded.shape[-2] + py - 1), _fast(padded.shape[-1] + px - 1)
+    full = torch.fft.irfft2(torch.fft.rfft2(padded, s=(fy, fx)) * torch.fft.rfft2(psf, s=(fy, fx)), s=(fy, fx))
+    return full[..., py - 1 : py - 1 + ny, px - 1 : px - 1 + nx]
+
+
+def wiener(image: torch.Tensor, psf: torch.Tensor, eps: float = WIENER_EPS) -> torch.Tensor:
+    """Wiener-filtered image with the probe: the probe-conditioning channel.
+
+    Parameters
+    ----------
+    image : (b, 1, ny, nx) tensor
+        Images normalised to mean 1.
+    psf : (b, 1, py, px) or (py, px) tensor
+        Probe intensities (centred, summing to 1).
+    eps : float
+        Regularisation relative to :math:`|\\mathrm{OTF}(0)|^2 = 1`.
+    """
+    ny, nx = image.shape[-2:]
+    py, px = psf.shape[-2:]
+    mh, mw = py // 2, px // 2
+    padded = _pad_symmetric(image, mh, mh, mw, mw)
+    fy, fx = _fast(padded.shape[-2]), _fast(padded.shape[-1])
+    kernel = torch.zeros(psf.shape[:-2] + (fy, fx), dtype=psf.dtype)
+    rows = (torch.arange(py) - py // 2) % fy
+    cols = (torch.arange(px) - px // 2) % fx
+    kernel[..., rows[:, None], cols[None, :]] = psf
+    otf = torch.fft.rfft2(kernel)
+    filt = otf.conj() / (otf.abs() ** 2 + eps)
+    out = torch.fft.irfft2(torch.fft.rfft2(padded, s=(fy, fx)) * filt, s=(fy, fx))
+    return out[..., mh : mh + ny, mw : mw + nx]
+
+
+def encoder_input(image: torch.Tensor, psf: torch.Tensor) -> torch.Tensor:
+    """Stack the normalised frame and its Wiener-filtered copy: ``(b, 2, ny, nx)``."""
+    return torch.cat([image, wiener(image, psf)], dim=1)
+
+
+# ------------------------------------------------------------------ weights
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_model(net: UNet, path: str | os.PathLike, config: dict, overwrite: bool = False) -> dict:
+    """Write weights (and a ``.json`` beside them with the config and SHA-256).
+
+    Returns the record written to the ``.json``.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (or --overwrite) to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({"format": WEIGHTS_FORMAT, "config": dict(config), "state_dict": net.state_dict()}, tmp)
+    os.replace(tmp, path)
+    record = {"file": path.name, "sha256": _sha256(path), "bytes": path.stat().st_size, "config": dict(config)}
+    path.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def load_model(path: str | os.PathLike | None = None) -> tuple[UNet, dict]:
+    """Load weights written by :func:`save_model` (``None``: the shipped weights).
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    ValueError
+        The file is corrupt or not a DeepSTEM weights file.
+    """
+    path = WEIGHTS if path is None else Path(path)
+    if not path.is_file():
+        hint = " (the shipped weights are missing: run `deepstem train --config deepstem_utils/weights/" \
+               "train_config.json --out deepstem_utils/weights`)" if path == WEIGHTS else ""
+        raise FileNotFoundError(f"weights file not found: {path}{hint}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt zips / pickles
+        raise ValueError(f"{path} is not a readable weights file ({type(exc).__name__}); "
+                         "pass a file written by `deepstem train`, or weights=None for the shipped ones") from None
+    if not isinstance(data, dict) or data.get("format") != WEIGHTS_FORMAT:
+        raise ValueError(f"{path} is not a DeepSTEM weights file (format tag {WEIGHTS_FORMAT!r} missing); "
+                         "pass a file written by `deepstem train`, or weights=None for the shipped ones")
+    config = data.get("config", {})
+    net = UNet(base=int(config.get("base", 16)), depth=int(config.get("depth", 3)))
+    try:
+        net.load_state_dict(data["state_dict"])
+    except (RuntimeError, KeyError) as exc:
+        raise ValueError(f"{path}: the weights do not fit the network they describe ({exc})") from None
+    net.eval()
+    return net, config
+
+
+def _psf_tensor(psf: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(psf, dtype=np.float32))
+
+
+def psf_grid(sampling: float, minimum: float = 7.5, size: int = 64) -> int:
+    """Side [px] of the PSF grid: at least ``minimum`` Å and ``size`` px (a power of two)."""
+    while size * sampling < minimum:
+        size *= 2
+    return size
+
+
+def _ceil_to(n: int, m: int) -> int:
+    return int(math.ceil(n / m) * m)

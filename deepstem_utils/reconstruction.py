@@ -1,0 +1,272 @@
+"""``reconstruct()``: a HAADF frame in, the object function out.
+
+The public function checks and converts the input (ndarray or Signal2D,
+calibration, counts), brings the frame to a pixel size the network was trained
+on (:data:`dataset.SAMPLING_RANGE`), runs the encoder of :mod:`model` (tiled
+with overlap for large frames) and returns the object function on the input's
+grid, scaled so that the decoder reproduces the frame:
+``linear_image(obj, probe.intensity(...)) ≈ image``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from functools import lru_cache
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from .dataset import SAMPLING_RANGE
+from .model import WEIGHTS, _ceil_to, _psf_tensor, atom_blur, encoder_input, load_model, psf_grid
+from .optics import Probe
+
+__all__ = ["reconstruct", "MIN_SIDE", "SUPPORTED_SAMPLING"]
+
+#: Smallest image side [px].
+MIN_SIDE = 64
+#: Pixel sizes the contract promises [Å]; frames outside are resampled if within (0.02, 1.0).
+SUPPORTED_SAMPLING = (0.05, 0.30)
+
+
+@lru_cache(maxsize=4)
+def _cached_model(path: str | None, mtime: float):
+    return load_model(path)
+
+
+def _model(weights):
+    path = WEIGHTS if weights is None else weights
+    path = os.fspath(path)
+    mtime = os.path.getmtime(path) if os.path.isfile(path) else -1.0
+    return _cached_model(None if weights is None else path, mtime)
+
+
+def _check_image(image) -> np.ndarray:
+    array = np.asarray(image)
+    if array.ndim != 2:
+        raise ValueError(f"image must be 2-D (ny, nx); got shape {array.shape} "
+                         "(for a stack or series, call reconstruct on each frame or use `deepstem series`)")
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array):
+        raise TypeError(f"image must hold real numbers (detector counts), got dtype {array.dtype}")
+    if min(array.shape) < MIN_SIDE:
+        raise ValueError(f"image is {array.shape[0]}x{array.shape[1]} px; at least {MIN_SIDE} px a side is needed")
+    array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        bad = int(np.sum(~np.isfinite(array)))
+        raise ValueError(f"image contains {bad} NaN/inf pixel(s); replace them (e.g. with the median) first")
+    if array.min() < 0:
+        raise ValueError(f"image has negative values (min {array.min():.3g}); reconstruct needs non-negative "
+                         "detector counts: remove a subtracted offset or clip at 0")
+    if array.max() == array.min():
+        raise ValueError("image is constant: there is no structure to reconstruct")
+    return array
+
+
+def _check_sampling(sampling) -> float:
+    try:
+        sampling = float(sampling)
+    except (TypeError, ValueError):
+        raise ValueError(f"sampling must be a pixel size in Å, got {sampling!r}") from None
+    if not np.isfinite(sampling) or not 0.02 < sampling < 1.0:
+        raise ValueError(f"sampling {sampling!r} Å/px is not a plausible atomic-resolution pixel size "
+                         f"(supported {SUPPORTED_SAMPLING[0]}-{SUPPORTED_SAMPLING[1]} Å/px); check the calibration")
+    return sampling
+
+
+def _blend_window(n: int, overlap: int) -> np.ndarray:
+    w = np.ones(n)
+    ramp = (np.arange(overlap) + 0.5) / overlap
+    w[:overlap] = ramp
+    w[n - overlap:] = ramp[::-1]
+    return w
+
+
+def _tiles(n: int, tile: int, overlap: int) -> list[int]:
+    if n <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, n - tile, step)) + [n - tile]
+    return sorted(set(starts))
+
+
+def _run_network(net, x: torch.Tensor, sigma: float, tile: int, overlap: int, progress: bool) -> np.ndarray:
+    """Encoder (U-Net and atom blur) on a (1, 2, H, W) input, tiled with blended overlaps when large."""
+    _, _, h, w = x.shape
+    encoder = lambda t: atom_blur(net(t), sigma)  # noqa: E731
+    if h <= tile and w <= tile:
+        return encoder(x)[0, 0].numpy().astype(np.float64)
+    out = np.zeros((h, w))
+    norm = np.zeros((h, w))
+    rows, cols = _tiles(h, tile, overlap), _tiles(w, tile, overlap)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(rows) * len(cols), desc="tiles", disable=not progress, leave=False)
+    for r in rows:
+        for c in cols:
+            th, tw = min(tile, h), min(tile, w)
+            pred = encoder(x[:, :, r:r + th, c:c + tw])[0, 0].numpy().astype(np.float64)
+            wy = _blend_window(th, overlap) if h > tile else np.ones(th)
+            wx = _blend_window(tw, overlap) if w > tile else np.ones(tw)
+            if r == 0 and h > tile:
+                wy[:overlap] = 1
+            if r + th == h and h > tile:
+                wy[th - overlap:] = 1
+            if c == 0 and w > tile:
+                wx[:overlap] = 1
+            if c + tw == w and w > tile:
+                wx[tw - overlap:] = 1
+            weight = wy[:, None] * wx[None, :]
+            out[r:r + th, c:c + tw] += pred * weight
+            norm[r:r + th, c:c + tw] += weight
+            bar.update()
+    bar.close()
+    return out / norm
+
+
+def _reconstruct_array(image: np.ndarray, probe: Probe, sampling: float, weights, tile: int, overlap: int,
+                       progress: bool) -> np.ndarray:
+    net, config = _model(weights)
+    ny, nx = image.shape
+    work = float(np.clip(sampling, *SAMPLING_RANGE))
+    zoomed = not math.isclose(work, sampling, rel_tol=1e-9)
+    x = ndimage.zoom(image, sampling / work, order=1, mode="nearest", grid_mode=True) if zoomed else image
+    scale = float(x.mean())
+    x = x / scale
+    size = psf_grid(work)
+    psf = _psf_tensor(probe.intensity((size, size), work))
+    multiple = 2 ** (net.depth - 1)
+    margin = 16
+    h, w = x.shape
+    ph, pw = _ceil_to(h + 2 * margin, multiple), _ceil_to(w + 2 * margin, multiple)
+    top, left = (ph - h) // 2, (pw - w) // 2
+    padded = np.pad(x, ((top, ph - h - top), (left, pw - w - left)), mode="symmetric")
+    with torch.inference_mode():
+        inp = encoder_input(torch.from_numpy(padded.astype(np.float32))[None, None], psf)
+        sigma = float(config.get("atom_width", 0.0)) / work
+        obj = _run_network(net, inp, sigma, tile, overlap, progress)[top:top + h, left:left + w]
+    if zoomed:
+        back = (ny / obj.shape[0], nx / obj.shape[1])
+        obj = ndimage.zoom(obj, back, order=1, mode="nearest", grid_mode=True)[:ny, :nx]
+        obj = np.clip(obj, 0, None) * (sampling / work) ** 2
+    return obj * scale
+
+
+def reconstruct(
+    image,
+    probe: Probe,
+    sampling: float | None = None,
+    weights: str | os.PathLike | None = None,
+    *,
+    tile: int = 1024,
+    overlap: int = 96,
+    progress: bool = False,
+    offset: float | str | None = "auto",
+):
+    """Reconstruct the HAADF object function of a frame with the DeepSTEM encoder.
+
+    Parameters
+    ----------
+    image : (ny, nx) ndarray or hyperspy Signal2D
+        Non-negative detector counts (any scale: the frame is normalised to its
+        mean). 64 px a side or more, any aspect ratio.
+    probe : Probe
+        The probe that recorded the frame (ideally from a Zemlin tableau,
+        :func:`measure_aberrations`). The encoder is conditioned on it.
+    sampling : float, optional
+        Pixel size [Å]. Taken from a Signal2D's calibration when not given;
+        required for an ndarray. 0.05-0.30 Å/px is the supported range.
+    weights : str or Path, optional
+        A weights file written by ``deepstem train``; None uses the shipped weights.
+    tile, overlap : int
+        Frames larger than ``tile`` px (at the working pixel size) are processed in
+        tiles that overlap by ``overlap`` px and are blended, so there are no seams.
+    progress : bool
+        Show a progress bar over tiles.
+    offset : "auto", float or None
+        Dark level of the detector [counts], subtracted before reconstruction.
+        ``"auto"`` (default) estimates it by photon transfer
+        (:func:`detector.estimate_gain_offset`) and subtracts it only when it is
+        a clear pedestal (more than 20 % of the mean), as in raw files from
+        analogue detectors; counted frames are left alone. None: no correction.
+
+    Returns
+    -------
+    (ny, nx) ndarray or Signal2D
+        The object function, non-negative, on the image's grid, in the image's
+        units: ``linear_image(obj, probe.intensity(...))`` approximates the frame.
+        A Signal2D input gives a Signal2D with its calibration and metadata,
+        plus ``metadata.DeepSTEM`` (probe, weights, package version).
+
+    Examples
+    --------
+    >>> from deepstem_utils import dataset
+    >>> frame = dataset.simulate_frame((96, 96), sampling=0.16, dose=1e4, rng=0)
+    >>> obj = reconstruct(frame.counts, frame.probe, sampling=0.16)
+    >>> obj.shape, bool(obj.min() >= 0)
+    ((96, 96), True)
+    """
+    if not isinstance(probe, Probe):
+        raise TypeError(f"probe must be a deepstem_utils.Probe (e.g. Probe.from_json('probe.json')), "
+                        f"got {type(probe).__name__}")
+    signal = None
+    if hasattr(image, "axes_manager") and hasattr(image, "data"):
+        signal = image
+        if sampling is None:
+            from .io import sampling_of
+
+            sampling = sampling_of(signal)
+        data = signal.data
+        if hasattr(data, "compute"):
+            data = data.compute()
+        array = _check_image(data)
+    else:
+        array = _check_image(image)
+        if sampling is None:
+            raise ValueError("sampling is required for an array image: pass sampling=<Å per pixel>")
+    sampling = _check_sampling(sampling)
+    array, used_offset = _remove_offset(array, offset)
+    obj = _reconstruct_array(array, probe, sampling, weights, tile, overlap, progress)
+    if signal is None:
+        return obj
+    return _as_signal(obj, signal, probe, weights, used_offset)
+
+
+def _remove_offset(array: np.ndarray, offset) -> tuple[np.ndarray, float]:
+    if offset is None:
+        return array, 0.0
+    if isinstance(offset, str):
+        if offset != "auto":
+            raise ValueError(f"offset must be 'auto', a number [counts] or None, got {offset!r}")
+        from .detector import estimate_gain_offset
+
+        est = estimate_gain_offset(array)
+        if not (est["offset"] > 0.2 * array.mean() and est["r2"] > 0.2):
+            return array, 0.0
+        offset = est["offset"]
+    offset = float(offset)
+    if not np.isfinite(offset):
+        raise ValueError(f"offset must be finite, got {offset!r}")
+    out = np.clip(array - offset, 0, None)
+    if out.max() == 0:
+        raise ValueError(f"subtracting the offset {offset:.4g} leaves nothing: the offset is too large")
+    return out, offset
+
+
+def _as_signal(obj: np.ndarray, signal, probe: Probe, weights, offset: float = 0.0):
+    from . import __version__
+    from .model import _sha256
+
+    import hyperspy.api as hs
+
+    axes = [axis.get_axis_dictionary() for axis in signal.axes_manager._axes]
+    out = hs.signals.Signal2D(obj, axes=axes, metadata=signal.metadata.as_dictionary(),
+                              original_metadata=signal.original_metadata.as_dictionary())
+    out.metadata.General.title = "object function"
+    path = WEIGHTS if weights is None else weights
+    out.metadata.set_item("DeepSTEM.package_version", __version__)
+    out.metadata.set_item("DeepSTEM.probe", probe.to_dict())
+    out.metadata.set_item("DeepSTEM.weights", os.fspath(path))
+    out.metadata.set_item("DeepSTEM.weights_sha256", _sha256(path))
+    out.metadata.set_item("DeepSTEM.detector_offset_subtracted", float(offset))
+    return out

@@ -1,0 +1,210 @@
+"""The autoencoder: decoder physics, encoder shapes, reconstruct(), weights files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import deepstem_utils as ds
+from deepstem_utils import dataset, model
+from deepstem_utils.imaging import linear_image
+from deepstem_utils.reconstruction import reconstruct
+
+PROBE = ds.Probe(energy=80e3, semiangle=30.0, aberrations={"C30": -1e4})
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return dataset.simulate_frame((160, 192), sampling=0.16, dose=1e4, probe=PROBE, rng=11)
+
+
+@pytest.mark.parametrize("psf_shape", [(9, 9), (10, 7), (64, 64), (33, 40)])
+def test_decoder_equals_linear_image(psf_shape):
+    rng = np.random.default_rng(0)
+    obj = rng.random((70, 90))
+    psf = rng.random(psf_shape)
+    psf /= psf.sum()
+    decoded = model.decode(torch.from_numpy(obj)[None, None], torch.from_numpy(psf))[0, 0].numpy()
+    np.testing.assert_allclose(decoded, linear_image(obj, psf), atol=1e-12)
+
+
+def test_decoder_can_fail():
+    # a shifted PSF must give a different image: the comparison above is not vacuous
+    rng = np.random.default_rng(1)
+    obj = rng.random((40, 40))
+    psf = np.zeros((9, 9))
+    psf[4, 5] = 1.0
+    decoded = model.decode(torch.from_numpy(obj)[None, None], torch.from_numpy(psf))[0, 0].numpy()
+    centred = np.zeros((9, 9))
+    centred[4, 4] = 1.0
+    assert np.abs(decoded - linear_image(obj, centred)).max() > 0.1
+
+
+def test_encoder_is_non_negative_and_keeps_shape():
+    net = model.UNet(base=8, depth=3)
+    x = torch.randn(2, 2, 48, 64) * 5
+    out = net(x)
+    assert out.shape == (2, 1, 48, 64)
+    assert float(out.min()) >= 0
+
+
+def test_atom_blur_keeps_mass_and_has_the_atom_width():
+    density = torch.zeros(2, 1, 41, 41)
+    density[:, 0, 20, 20] = 1.0
+    out = model.atom_blur(density, torch.tensor([0.8, 1.6]))
+    np.testing.assert_allclose(out.sum((1, 2, 3)).numpy(), 1.0, rtol=1e-6)
+    for b, sigma in enumerate([0.8, 1.6]):
+        profile = out[b, 0, 20].numpy()
+        x = np.arange(41) - 20
+        measured = np.sqrt(np.sum(profile * x**2) / profile.sum())
+        assert measured == pytest.approx(sigma, rel=0.05)
+
+
+def test_wiener_restores_a_blurred_point():
+    psf = PROBE.intensity((64, 64), 0.16)
+    obj = np.zeros((96, 96))
+    obj[40, 50] = 1.0
+    image = linear_image(obj, psf) + 1e-3
+    image /= image.mean()
+    out = model.wiener(torch.from_numpy(image)[None, None], torch.from_numpy(psf))[0, 0].numpy()
+    assert np.unravel_index(np.argmax(out), out.shape) == (40, 50)
+    assert out.max() > 1.5 * image.max()  # sharper than the blurred point
+
+
+def test_reconstruct_shape_units_and_data_consistency(frame):
+    obj = reconstruct(frame.counts, frame.probe, sampling=frame.sampling)
+    assert obj.shape == frame.counts.shape and obj.dtype == np.float64
+    assert np.all(np.isfinite(obj)) and obj.min() >= 0
+    # the decoder reproduces the frame: reblurred object close to the noiseless image (in counts)
+    psf = frame.probe.intensity((64, 64), frame.sampling)
+    noiseless = linear_image(frame.obj, psf) * frame.electrons_per_pixel
+    reblurred = linear_image(obj, psf)
+    assert abs(reblurred.mean() / frame.counts.mean() - 1) < 0.05
+    error = np.linalg.norm(reblurred - noiseless) / np.linalg.norm(noiseless)
+    raw_error = np.linalg.norm(frame.counts - noiseless) / np.linalg.norm(noiseless)
+    assert error < 0.5 * raw_error  # it denoises
+
+
+def test_reconstruct_is_scale_equivariant(frame):
+    a = reconstruct(frame.counts, frame.probe, sampling=frame.sampling)
+    b = reconstruct(frame.counts * 7.0, frame.probe, sampling=frame.sampling)
+    np.testing.assert_allclose(b, 7.0 * a, rtol=1e-4, atol=1e-6 * b.max())
+
+
+def test_reconstruct_honours_the_probe(frame):
+    wide = ds.Probe(energy=80e3, semiangle=15.0)
+    a = reconstruct(frame.counts, frame.probe, sampling=frame.sampling)
+    b = reconstruct(frame.counts, wide, sampling=frame.sampling)
+    assert np.abs(a - b).mean() > 0.05 * a.mean()
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (64, 150), (97, 70)])
+def test_reconstruct_any_size(shape):
+    f = dataset.simulate_frame(shape, sampling=0.18, dose=5e3, probe=PROBE, rng=2)
+    assert reconstruct(f.counts, PROBE, sampling=0.18).shape == shape
+
+
+@pytest.mark.parametrize("sampling", [0.05, 0.3])
+def test_reconstruct_resamples_outside_the_training_range(sampling):
+    f = dataset.simulate_frame((96, 80), sampling=sampling, dose=1e4, probe=PROBE, rng=3)
+    obj = reconstruct(f.counts, PROBE, sampling=sampling)
+    assert obj.shape == (96, 80) and obj.min() >= 0
+    assert abs(obj.sum() / f.counts.sum() - 1) < 0.1  # total intensity kept through the resampling
+
+
+def test_tiling_leaves_no_seams():
+    f = dataset.simulate_frame((300, 300), sampling=0.16, dose=1e4, probe=PROBE, rng=4)
+    whole = reconstruct(f.counts, PROBE, sampling=0.16)
+    tiled = reconstruct(f.counts, PROBE, sampling=0.16, tile=160, overlap=64)
+    assert np.abs(tiled - whole).max() < 0.02 * whole.max()
+    # no seam: the column-to-column jump in the tiled result is no larger than in the untiled one
+    assert np.abs(np.diff(tiled, axis=1)).max() < 1.1 * np.abs(np.diff(whole, axis=1)).max()
+
+
+def test_reconstruct_signal_keeps_calibration(frame):
+    hs = pytest.importorskip("hyperspy.api")
+    signal = hs.signals.Signal2D(frame.counts)
+    for axis in signal.axes_manager.signal_axes:
+        axis.scale, axis.units = frame.sampling / 10, "nm"
+    signal.metadata.General.title = "my frame"
+    signal.metadata.set_item("Acquisition_instrument.TEM.beam_energy", 80.0)
+    out = reconstruct(signal, frame.probe)
+    assert isinstance(out, hs.signals.Signal2D)
+    assert out.axes_manager.signal_axes[0].units == "nm"
+    assert out.axes_manager.signal_axes[0].scale == pytest.approx(frame.sampling / 10)
+    assert out.metadata.Acquisition_instrument.TEM.beam_energy == 80.0
+    assert out.metadata.DeepSTEM.probe["semiangle"] == 30.0
+    np.testing.assert_allclose(out.data, reconstruct(frame.counts, frame.probe, sampling=frame.sampling))
+    assert signal.metadata.General.title == "my frame"  # the input is untouched
+
+
+@pytest.mark.parametrize(
+    "image, message",
+    [
+        (np.ones(100), "2-D"),
+        (np.ones((3, 100, 100)), "2-D"),
+        (np.full((100, 100), np.nan), "NaN"),
+        (-np.ones((100, 100)), "negative"),
+        (np.ones((100, 100)), "constant"),
+        (np.random.default_rng(0).random((40, 100)), "64 px"),
+        (np.array([["a"] * 80] * 80), "real numbers"),
+    ],
+)
+def test_reconstruct_bad_input(image, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        reconstruct(image, PROBE, sampling=0.16)
+
+
+def test_reconstruct_needs_sampling_and_a_probe(frame):
+    with pytest.raises(ValueError, match="sampling"):
+        reconstruct(frame.counts, PROBE)
+    with pytest.raises(ValueError, match="plausible"):
+        reconstruct(frame.counts, PROBE, sampling=5.0)
+    with pytest.raises(TypeError, match="Probe"):
+        reconstruct(frame.counts, {"energy": 80e3}, sampling=0.16)
+
+
+def test_corrupt_and_foreign_weights(tmp_path, frame):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"\x00not a torch file")
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"some": torch.zeros(3)}, foreign)
+    for path, message in [(corrupt, "not a readable weights file"), (foreign, "not a DeepSTEM weights file"),
+                          (tmp_path / "missing.pt", "not found")]:
+        with pytest.raises((ValueError, FileNotFoundError), match=message):
+            reconstruct(frame.counts, PROBE, sampling=0.16, weights=path)
+    assert corrupt.read_bytes() == b"\x00not a torch file"  # nothing the user owns is changed
+
+
+def test_shipped_weights_are_small_and_match_their_hash():
+    import hashlib
+    import json
+
+    record = json.loads(model.WEIGHTS.with_suffix(".json").read_text())
+    data = model.WEIGHTS.read_bytes()
+    assert len(data) < 20e6
+    assert hashlib.sha256(data).hexdigest() == record["sha256"]
+    net, config = model.load_model()
+    assert config == record["config"]
+
+
+def test_detector_pedestal_is_removed_automatically(frame):
+    # an analogue detector: gain and a large dark offset; the object must come out the same
+    clean = reconstruct(frame.counts, frame.probe, sampling=frame.sampling)
+    raw = frame.counts * 40.0 + 5000.0
+    obj = reconstruct(raw, frame.probe, sampling=frame.sampling)
+    corr = np.corrcoef(obj.ravel(), clean.ravel())[0, 1]
+    assert corr > 0.9
+    # and counted data are not touched
+    np.testing.assert_allclose(reconstruct(frame.counts, frame.probe, sampling=frame.sampling, offset=None), clean)
+
+
+def test_gain_offset_estimate():
+    from deepstem_utils import detector, imaging
+
+    f = dataset.simulate_frame((384, 384), sampling=0.16, dose=1e5, probe=PROBE, rng=1,
+                               acquisition=imaging.Acquisition(gain=50.0, offset=3000.0))
+    est = detector.estimate_gain_offset(f.counts)
+    assert est["offset"] == pytest.approx(3000.0, abs=150)
+    assert est["gain"] == pytest.approx(50.0, rel=0.35)
