@@ -1,0 +1,359 @@
+"""``find_atoms()``: columns, lattice and species from an object function.
+
+1. **Columns**: local maxima of the lightly smoothed object
+   (:func:`skimage.feature.peak_local_max`), refined to sub-pixel precision by
+   an intensity-weighted centroid, each with its integrated intensity.
+2. **Lattice** (``material="MoS2"``): the bright columns are Mo candidates. A
+   candidate with at least two others at the lattice spacing ``a`` is a lattice
+   Mo; a bright column without is a Mo adatom. Around every lattice Mo the
+   three S sites lie at ``a/√3`` along one of two triads of directions (the
+   other triad points at hollow sites); the triad is chosen locally from the
+   intensity it holds, so rotations, strain, grain and mirror-twin boundaries
+   do not break the model. S sites shared by neighbouring Mo are merged.
+3. **Species**: the integrated intensity of every S site is modelled as a
+   mixture of three Gaussians for 0, 1 and 2 S atoms with means ``b + k u``
+   (``b``: background, ``u``: one S atom) and variances growing with ``k``, fitted
+   by expectation-maximisation. Each site gets the class of highest posterior
+   probability and that probability as its confidence. No fixed thresholds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+__all__ = ["find_atoms", "find_columns", "MOS2_A"]
+
+MOS2_A = 3.16  # [Å]
+_S_CLASSES = ("vacancy", "S1", "S2")
+
+
+def _as_object(obj, sampling):
+    if hasattr(obj, "axes_manager") and hasattr(obj, "data"):
+        if sampling is None:
+            from .io import sampling_of
+
+            sampling = sampling_of(obj)
+        obj = obj.data.compute() if hasattr(obj.data, "compute") else obj.data
+    array = np.asarray(obj)
+    if array.ndim != 2:
+        raise ValueError(f"the object function must be 2-D (ny, nx), got shape {array.shape}")
+    if not np.issubdtype(array.dtype, np.number) or array.dtype == bool or np.iscomplexobj(array):
+        raise TypeError(f"the object function must hold real numbers, got dtype {array.dtype}")
+    array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        raise ValueError("the object function contains NaN or inf; replace the bad pixels first")
+    if min(array.shape) < 8:
+        raise ValueError(f"the object function is only {array.shape[0]}x{array.shape[1]} px")
+    if sampling is None:
+        raise ValueError("sampling is required for an array: pass sampling=<Å per pixel>")
+    sampling = float(sampling)
+    if not np.isfinite(sampling) or sampling <= 0:
+        raise ValueError(f"sampling must be a positive pixel size in Å, got {sampling!r}")
+    return array, sampling
+
+
+def _integrate(image, x, y, sampling, radius):
+    from .metrics import integrated_intensity
+
+    return integrated_intensity(image, x, y, sampling, radius)
+
+
+def find_columns(obj: np.ndarray, sampling: float, min_distance: float = 1.0, smooth: float = 0.2,
+                 radius: float = 0.7, threshold: float | None = None) -> pd.DataFrame:
+    """Bright columns of an object function, with sub-pixel positions and integrated intensities.
+
+    Parameters
+    ----------
+    obj : (ny, nx) ndarray
+        Object function.
+    sampling : float
+        Pixel size [Å].
+    min_distance : float
+        Smallest distance between two columns [Å].
+    smooth : float
+        Gaussian smoothing before peak finding, standard deviation [Å].
+    radius : float
+        Radius of the disk for the integrated intensity and the centroid [Å].
+    threshold : float, optional
+        Minimum smoothed peak value; default: the background plus 4 robust
+        standard deviations of the smoothed object.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``x``, ``y`` [Å] and ``intensity`` (integrated over the disk, background removed).
+    """
+    from skimage.feature import peak_local_max
+
+    smoothed = ndimage.gaussian_filter(obj, smooth / sampling, mode="reflect")
+    background = float(np.percentile(smoothed, 20))
+    if threshold is None:
+        spread = 1.4826 * float(np.median(np.abs(smoothed - np.median(smoothed))))
+        threshold = background + max(4 * spread, 0.05 * (smoothed.max() - background))
+    peaks = peak_local_max(smoothed, min_distance=max(1, int(round(min_distance / sampling))),
+                           threshold_abs=threshold, exclude_border=False)
+    if len(peaks) == 0:
+        return pd.DataFrame({"x": [], "y": [], "intensity": []})
+    # sub-pixel: intensity-weighted centroid over a disk of radius/2 (background removed)
+    r = max(1, int(round(0.5 * radius / sampling)))
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    disk = (yy**2 + xx**2) <= r * r
+    padded = np.pad(np.clip(smoothed - background, 0, None), r, mode="constant")
+    xs, ys = [], []
+    for i, j in peaks:
+        patch = padded[i:i + 2 * r + 1, j:j + 2 * r + 1] * disk
+        total = patch.sum()
+        dy = float((patch * yy).sum() / total) if total > 0 else 0.0
+        dx = float((patch * xx).sum() / total) if total > 0 else 0.0
+        ys.append((i + dy) * sampling)
+        xs.append((j + dx) * sampling)
+    x, y = np.array(xs), np.array(ys)
+    raw_background = float(np.percentile(obj, 20))
+    intensity = _integrate(obj - raw_background, x, y, sampling, radius)
+    return pd.DataFrame({"x": x, "y": y, "intensity": intensity})
+
+
+def _mo_threshold(values: np.ndarray) -> float:
+    """Intensity above which a column is Mo-like.
+
+    Z-contrast fixes the ratios: an S₂ column scatters 0.31-0.42 of a Mo column
+    for Z-exponents 1.6-2.0, an S₁ column half that, a C column a few per cent.
+    The threshold sits at the geometric mean of the S₂ and Mo levels, 0.62 of the
+    Mo level, which is found iteratively from the brightest columns.
+    """
+    level = float(np.percentile(values, 95))
+    for _ in range(5):
+        above = values[values >= 0.62 * level]
+        if len(above) == 0:
+            break
+        level = float(np.median(above))
+    return 0.62 * level
+
+
+def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iterations: int = 200):
+    """EM for the intensities of S sites: 0, 1 or 2 S atoms.
+
+    Class ``k`` has mean ``b + k u`` and variance ``s0² + k v``. The empty level
+    ``b`` and its spread ``s0`` are measured at the hollow sites of the same image
+    (``empty``), which hold no atom in MoS₂; ``u`` (one S atom), ``v`` and the class
+    weights are fitted, with ``u`` kept within the band Z-contrast allows.
+
+    Returns the posterior probabilities (n, 3) and the fitted parameters.
+    """
+    b = float(np.median(empty))
+    mad = 1.4826 * float(np.median(np.abs(empty - b))) if len(empty) > 4 else 0.0
+    u = max(unit0, 1e-12)
+    s0 = max(mad, 0.05 * u)
+    v = (0.2 * u) ** 2
+    weights = np.array([0.05, 0.1, 0.85])
+    k = np.arange(3)
+
+    def posterior(x):
+        mean, var = b + k * u, s0**2 + k * v
+        logp = -0.5 * (x[:, None] - mean) ** 2 / var - 0.5 * np.log(2 * np.pi * var) + np.log(weights)
+        p = np.exp(logp - logp.max(1, keepdims=True))
+        return p / p.sum(1, keepdims=True)
+
+    for _ in range(iterations):
+        x = np.minimum(values, b + 3 * u)  # winsorised: Mo-bright outliers must not inflate the fit
+        post = posterior(x)
+        w = post[:, 1:] / (s0**2 + k[1:] * v)
+        u_new = float((w * k[1:] * (x[:, None] - b)).sum() / max((w * k[1:] ** 2).sum(), 1e-300))
+        # one S atom scatters 0.13-0.27 of a Mo atom for Z-exponents 1.4-2.1: keep u in that band
+        u_new = float(np.clip(u_new, 0.65 * unit0, 1.35 * unit0))
+        n_k = post.sum(0) + 1e-9
+        resid2 = (x[:, None] - (b + k * u_new)) ** 2
+        var_k = (post * resid2).sum(0) / n_k
+        v_new = max(float(((var_k[1:] - s0**2) * n_k[1:]).sum() / (k[1:] * n_k[1:]).sum()), (0.03 * u_new) ** 2)
+        weights = np.clip(n_k / n_k.sum(), 0.005, None)
+        weights /= weights.sum()
+        converged = abs(u_new - u) < 1e-7 * u and abs(v_new - v) < 1e-7 * v
+        u, v = u_new, v_new
+        if converged:
+            break
+    return posterior(values), {"background": b, "per_atom": u, "sigma0": s0, "var_per_atom": v, "weights": weights}
+
+
+def _mos2_sites(columns: pd.DataFrame, obj, sampling, shape, a: float | None, radius: float):
+    ny, nx = shape
+    bright = columns["intensity"].to_numpy() >= _mo_threshold(columns["intensity"].to_numpy())
+    mo = columns[bright].reset_index(drop=True)
+    xy = mo[["x", "y"]].to_numpy()
+    if len(mo) < 3:
+        raise ValueError("fewer than 3 bright columns: no MoS₂ lattice found (try material=None)")
+    tree = cKDTree(xy)
+    if a is None:
+        d, _ = tree.query(xy, k=min(7, len(xy)))
+        near = d[:, 1:].ravel()
+        near = near[(near > 2.5) & (near < 4.0)]
+        a = float(np.median(near)) if len(near) >= 3 else MOS2_A
+    pairs = tree.query_pairs(1.12 * a, output_type="ndarray")
+    dist = np.hypot(*(xy[pairs[:, 0]] - xy[pairs[:, 1]]).T) if len(pairs) else np.array([])
+    good = pairs[dist > 0.88 * a] if len(pairs) else pairs
+    n_lattice = np.bincount(good.ravel(), minlength=len(xy)) if len(good) else np.zeros(len(xy), int)
+    on_lattice = n_lattice >= 2
+    # local orientation of each lattice Mo from its Mo-Mo bonds (angles mod 60°)
+    angle6 = np.zeros(len(xy), complex)
+    for i, j in good:
+        vec = xy[j] - xy[i]
+        z = np.exp(6j * math.atan2(vec[1], vec[0]))
+        angle6[i] += z
+        angle6[j] += z
+    theta = np.angle(angle6) / 6
+    bond = a / math.sqrt(3)
+    smoothed = ndimage.gaussian_filter(obj, 0.2 / sampling, mode="reflect")
+    candidates, owners, hollows = [], [], []
+    for i in np.flatnonzero(on_lattice):
+        triads = []
+        for offset in (math.pi / 6, math.pi / 6 + math.pi / 3):  # the two triads (S or hollow)
+            angles = theta[i] + offset + np.arange(3) * 2 * math.pi / 3
+            pts = xy[i] + bond * np.stack([np.cos(angles), np.sin(angles)], 1)
+            triads.append(pts)
+        values = [ndimage.map_coordinates(smoothed, [p[:, 1] / sampling, p[:, 0] / sampling], order=1,
+                                          mode="nearest").sum() for p in triads]
+        chosen = int(np.argmax(values))
+        candidates.extend(triads[chosen])
+        hollows.extend(triads[1 - chosen])
+        owners.extend([i] * 3)
+    candidates = np.array(candidates).reshape(-1, 2)
+    # merge the S sites shared by neighbouring Mo (each bulk S site has three)
+    s_sites, support = [], []
+    if len(candidates):
+        groups = _cluster(candidates, 0.45 * bond)
+        for members in groups:
+            s_sites.append(candidates[members].mean(0))
+            support.append(len(members))
+    s_sites = np.array(s_sites).reshape(-1, 2)
+    support = np.array(support)
+    # snap predicted S sites onto detected dim columns nearby
+    dim = columns[~bright][["x", "y"]].to_numpy()
+    if len(dim) and len(s_sites):
+        d, j = cKDTree(dim).query(s_sites)
+        snap = d < 0.35 * bond
+        s_sites[snap] = dim[j[snap]]
+    # a predicted S site on top of a bright column (an adatom, a boundary Mo) is not an S site
+    if len(s_sites):
+        d, _ = tree.query(s_sites)
+        free = d > 0.6 * bond
+        s_sites, support = s_sites[free], support[free]
+    margin = 0.5
+    inside = ((s_sites[:, 0] > margin) & (s_sites[:, 0] < (nx - 1) * sampling - margin)
+              & (s_sites[:, 1] > margin) & (s_sites[:, 1] < (ny - 1) * sampling - margin)) if len(s_sites) else []
+    s_sites, support = s_sites[inside], support[inside]
+    # hollow sites (the other triad): empty in MoS₂, so they measure "no atom" in this very image
+    hollows = np.array(hollows).reshape(-1, 2)
+    if len(hollows):
+        hollows = np.array([hollows[m].mean(0) for m in _cluster(hollows, 0.45 * bond)])
+        free = tree.query(hollows)[0] > 0.6 * bond
+        if len(s_sites):
+            free &= cKDTree(s_sites).query(hollows)[0] > 0.6 * bond
+        hollows = hollows[free]
+        h_in = ((hollows[:, 0] > margin) & (hollows[:, 0] < (nx - 1) * sampling - margin)
+                & (hollows[:, 1] > margin) & (hollows[:, 1] < (ny - 1) * sampling - margin))
+        hollows = hollows[h_in]
+    return mo, on_lattice, s_sites, support, a, hollows
+
+
+def _cluster(points: np.ndarray, distance: float) -> list[np.ndarray]:
+    from scipy.sparse.csgraph import connected_components
+    from scipy.sparse import coo_matrix
+
+    pairs = cKDTree(points).query_pairs(distance, output_type="ndarray")
+    n = len(points)
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)) if len(pairs) else \
+        coo_matrix((n, n))
+    _, labels = connected_components(graph, directed=False)
+    return [np.flatnonzero(labels == k) for k in range(labels.max() + 1)]
+
+
+def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2", *,
+               lattice_constant: float | None = None, radius: float = 0.7) -> pd.DataFrame:
+    """Locate atomic columns and identify their species.
+
+    Parameters
+    ----------
+    obj : (ny, nx) ndarray or Signal2D
+        Object function (from :func:`reconstruct`), any scale.
+    sampling : float, optional
+        Pixel size [Å]; taken from a Signal2D's calibration if not given.
+    material : {"MoS2", None}
+        ``"MoS2"``: fit the 2H-MoS₂ lattice and label every site ``Mo``, ``S2``,
+        ``S1``, ``vacancy`` or ``Mo_adatom``. ``None``: every bright column, species ``"column"``.
+    lattice_constant : float, optional
+        MoS₂ lattice parameter [Å]; measured from the Mo-Mo distances if not given.
+    radius : float
+        Radius of the disk over which a column's intensity is integrated [Å].
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per site: ``x``, ``y`` [Å] (contract convention), ``species``,
+        ``confidence`` (0-1, the posterior probability of the species), and
+        ``intensity`` (integrated object over the disk).
+
+    Examples
+    --------
+    >>> from deepstem_utils import specimen
+    >>> sites = specimen.mos2_lattice((30.0, 30.0))
+    >>> obj = specimen.object_function(sites, (200, 200), 0.15)
+    >>> atoms = find_atoms(obj, sampling=0.15)
+    >>> sorted(set(atoms.species))
+    ['Mo', 'S2']
+    """
+    array, sampling = _as_object(obj, sampling)
+    if material not in ("MoS2", None, "none"):
+        raise ValueError(f"material must be 'MoS2' or None, got {material!r}")
+    columns = find_columns(array, sampling, radius=radius)
+    empty = pd.DataFrame({"x": [], "y": [], "species": [], "confidence": [], "intensity": []})
+    if material in (None, "none"):
+        if columns.empty:
+            return empty
+        out = columns.assign(species="column")
+        spread = out["intensity"].std() if len(out) > 1 else 1.0
+        out["confidence"] = 1 / (1 + np.exp(-(out["intensity"] / max(spread, 1e-12))))
+        return out[["x", "y", "species", "confidence", "intensity"]].reset_index(drop=True)
+    if len(columns) < 3:
+        return empty
+    mo, on_lattice, s_sites, support, a, hollows = _mos2_sites(columns, array, sampling, array.shape, lattice_constant,
+                                                      radius)
+    background = float(np.percentile(array, 20))
+    s_int = _integrate(array - background, s_sites[:, 0], s_sites[:, 1], sampling, radius) if len(s_sites) else \
+        np.array([])
+    mo_int = mo["intensity"].to_numpy()
+    rows = []
+    # Mo: confidence that the column is Mo rather than an S2 column (two-Gaussian posterior on intensity)
+    lattice_mo = mo_int[on_lattice]
+    if len(s_int):
+        empty = _integrate(array - background, hollows[:, 0], hollows[:, 1], sampling, radius) if len(hollows) \
+            else np.array([0.0])
+        post, params = _fit_s_mixture(s_int, unit0=0.19 * float(np.median(lattice_mo)), empty=empty)
+        cls = post.argmax(1)
+        conf = post.max(1)
+        # an edge site held by a single Mo and empty is more likely beyond the edge than a vacancy
+        keep = ~((cls == 0) & (support < 2))
+        s2_mean = params["background"] + 2 * params["per_atom"]
+        s2_sd = math.sqrt(params["sigma0"] ** 2 + 2 * params["var_per_atom"])
+    else:
+        cls, conf, keep = np.array([], int), np.array([]), np.array([], bool)
+        s2_mean, s2_sd = 0.0, 1.0
+    mo_mean = float(np.median(lattice_mo)) if len(lattice_mo) else float(np.median(mo_int))
+    mo_sd = 1.4826 * float(np.median(np.abs(lattice_mo - mo_mean))) if len(lattice_mo) > 2 else 0.1 * mo_mean
+    mo_sd = max(mo_sd, 0.02 * mo_mean)
+
+    def p_mo(values):
+        lm = -0.5 * ((values - mo_mean) / mo_sd) ** 2 - math.log(mo_sd)
+        ls = -0.5 * ((values - s2_mean) / s2_sd) ** 2 - math.log(s2_sd)
+        return 1 / (1 + np.exp(np.clip(ls - lm, -50, 50)))
+
+    for (x, y), value, lattice, p in zip(mo[["x", "y"]].to_numpy(), mo_int, on_lattice, p_mo(mo_int)):
+        rows.append((x, y, "Mo" if lattice else "Mo_adatom", float(p), value))
+    for (x, y), value, c, p, k in zip(s_sites, s_int, cls, conf, keep):
+        if k:
+            rows.append((x, y, _S_CLASSES[c], float(p), value))
+    out = pd.DataFrame(rows, columns=["x", "y", "species", "confidence", "intensity"])
+    return out

@@ -1,0 +1,189 @@
+"""Scoring reconstructions against ground truth.
+
+Object-function fidelity (PSNR), integrated column intensities at known sites,
+and how well two classes of columns separate by intensity.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["psnr", "integrated_intensity", "separation", "richardson_lucy_psnr", "match_sites", "score_sites"]
+
+
+def psnr(truth: np.ndarray, estimate: np.ndarray) -> float:
+    """Peak signal-to-noise ratio [dB] of ``estimate`` against ``truth`` (data range: the truth's maximum).
+
+    Both must be in the same units (e.g. the object per pixel, dimensionless).
+    """
+    from skimage.metrics import peak_signal_noise_ratio
+
+    truth = np.asarray(truth, float)
+    return float(peak_signal_noise_ratio(truth, np.asarray(estimate, float), data_range=float(truth.max())))
+
+
+def integrated_intensity(image: np.ndarray, x, y, sampling: float, radius: float = 0.7) -> np.ndarray:
+    """Sum of ``image`` within ``radius`` [Å] of each position ``(x, y)`` [Å].
+
+    Pixels are weighted by the fraction of their area inside the disk
+    (sub-sampled 4×4), so the sum does not jump as a column moves across pixels.
+    """
+    image = np.asarray(image, float)
+    x, y = np.atleast_1d(np.asarray(x, float)), np.atleast_1d(np.asarray(y, float))
+    r = radius / sampling
+    half = int(np.ceil(r)) + 1
+    sub = (np.arange(4) + 0.5) / 4 - 0.5
+    out = np.zeros(len(x))
+    for n, (cx, cy) in enumerate(zip(x / sampling, y / sampling)):
+        i0, j0 = int(round(cy)), int(round(cx))
+        rows = np.arange(i0 - half, i0 + half + 1)
+        cols = np.arange(j0 - half, j0 + half + 1)
+        rr, cc = np.meshgrid(rows, cols, indexing="ij")
+        dy = rr[..., None, None] + sub[:, None] - cy
+        dx = cc[..., None, None] + sub[None, :] - cx
+        weight = np.mean(dy**2 + dx**2 <= r**2, axis=(-2, -1))
+        inside = (rr >= 0) & (rr < image.shape[0]) & (cc >= 0) & (cc < image.shape[1])
+        out[n] = np.sum(weight[inside] * image[rr[inside], cc[inside]])
+    return out
+
+
+def separation(low: np.ndarray, high: np.ndarray) -> dict:
+    """How well two classes separate by a single threshold on a scalar.
+
+    Returns the best threshold (minimising the balanced error), the balanced
+    error there (the *overlap*: 0 is perfectly separable, 0.5 is chance) and the
+    separation ``d' = (mean_high - mean_low) / sqrt((var_low + var_high) / 2)``.
+    """
+    low, high = np.asarray(low, float), np.asarray(high, float)
+    values = np.sort(np.concatenate([low, high]))
+    candidates = np.concatenate([[values[0] - 1], (values[1:] + values[:-1]) / 2, [values[-1] + 1]])
+    errors = [0.5 * (np.mean(low > t) + np.mean(high <= t)) for t in candidates]
+    best = int(np.argmin(errors))
+    pooled = np.sqrt((low.var() + high.var()) / 2)
+    return {"threshold": float(candidates[best]), "overlap": float(errors[best]),
+            "d_prime": float((high.mean() - low.mean()) / pooled) if pooled > 0 else float("inf")}
+
+
+def richardson_lucy_psnr(frames, max_iterations: int = 150) -> np.ndarray:
+    """PSNR [dB] of Richardson-Lucy after 1..``max_iterations`` iterations, per frame.
+
+    Parameters
+    ----------
+    frames : sequence of dataset.Frame
+        Simulated frames with their ground truth; each is deconvolved with its own probe.
+
+    Returns
+    -------
+    (n_frames, max_iterations) ndarray
+        Row ``i``, column ``k``: PSNR of frame ``i`` after ``k + 1`` iterations, scored
+        like :func:`psnr` on the object per pixel. ``argmax`` of the column mean is the
+        best *single* iteration count for the set (what a user would fix).
+    """
+    from .baselines import richardson_lucy_path
+    from .model import psf_grid
+
+    out = np.zeros((len(frames), max_iterations))
+    for i, f in enumerate(frames):
+        size = psf_grid(f.sampling)
+        psf = f.probe.intensity((size, size), f.sampling)
+        for k, estimate in enumerate(richardson_lucy_path(f.counts, psf, max_iterations)):
+            out[i, k] = psnr(f.obj, estimate / f.electrons_per_pixel)
+    return out
+
+
+def match_sites(detected, truth_x, truth_y, radius: float = 0.6):
+    """Optimal one-to-one matching of detected sites to true sites within ``radius`` [Å].
+
+    Parameters
+    ----------
+    detected : DataFrame
+        With columns ``x``, ``y`` [Å] (e.g. from :func:`find_atoms`).
+    truth_x, truth_y : (n,) array_like
+        True positions [Å].
+    radius : float
+        Largest distance of a match [Å].
+
+    Returns
+    -------
+    det_index, truth_index : ndarray
+        Matched pairs (Hungarian assignment, :func:`scipy.optimize.linear_sum_assignment`).
+    """
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
+
+    det = np.stack([np.asarray(detected["x"], float), np.asarray(detected["y"], float)], 1).reshape(-1, 2)
+    ref = np.stack([np.asarray(truth_x, float), np.asarray(truth_y, float)], 1).reshape(-1, 2)
+    if len(det) == 0 or len(ref) == 0:
+        return np.array([], int), np.array([], int)
+    cost = cdist(det, ref)
+    big = 1e6
+    cost[cost > radius] = big
+    i, j = linear_sum_assignment(cost)
+    ok = cost[i, j] < big
+    return i[ok], j[ok]
+
+
+def score_sites(detected, sites, extent: tuple[float, float] | None = None, radius: float = 0.6,
+                margin: float = 0.5, species=("Mo", "S2", "S1", "vacancy", "Mo_adatom")) -> dict:
+    """Score detected sites against ground truth.
+
+    Parameters
+    ----------
+    detected : DataFrame
+        ``x``, ``y`` [Å], ``species``.
+    sites : specimen.Sites
+        Ground truth (species not in ``species``, e.g. graphene C, are ignored).
+    extent : (float, float), optional
+        Field of view ``(width, height)`` [Å]; true sites closer than ``margin`` to its edge are ignored.
+    radius : float
+        Match radius [Å].
+
+    Returns
+    -------
+    dict
+        ``per_species`` (DataFrame of precision, recall, F1 and support),
+        ``s_site_accuracy`` (balanced accuracy over S₂/S₁/vacancy among matched S sites),
+        ``mo_rmse`` (position RMSE of matched Mo [pm]), ``confusion`` (DataFrame, truth × detected).
+    """
+    import pandas as pd
+
+    keep = np.isin(sites.species, species)
+    if extent is not None:
+        keep &= (sites.x > margin) & (sites.x < extent[0] - margin) & (sites.y > margin) & (sites.y < extent[1] - margin)
+    tx, ty, ts = sites.x[keep], sites.y[keep], np.asarray(sites.species[keep]).astype(str)
+    det = detected
+    if extent is not None and len(det):
+        inside = ((det["x"] > margin) & (det["x"] < extent[0] - margin) & (det["y"] > margin)
+                  & (det["y"] < extent[1] - margin))
+        det = det[inside]
+    det = det.reset_index(drop=True)
+    ds_ = np.asarray(det["species"]).astype(str) if len(det) else np.array([], str)
+    i, j = match_sites(det, tx, ty, radius)
+    matched_det = np.full(len(det), "", dtype=object)
+    matched_det[i] = ts[j]
+    rows = {}
+    for sp in species:
+        tp = int(np.sum((ts[j] == sp) & (ds_[i] == sp)))
+        n_det = int(np.sum(ds_ == sp))
+        n_true = int(np.sum(ts == sp))
+        precision = tp / n_det if n_det else float("nan")
+        recall = tp / n_true if n_true else float("nan")
+        f1 = 2 * precision * recall / (precision + recall) if n_det and n_true and (precision + recall) else float("nan")
+        rows[sp] = {"precision": precision, "recall": recall, "F1": f1, "support": n_true}
+    s_classes = ("S2", "S1", "vacancy")
+    recalls = []
+    for sp in s_classes:
+        m = ts[j] == sp
+        if np.any(m):
+            recalls.append(float(np.mean(ds_[i][m] == sp)))
+    mo = (ts[j] == "Mo") & (ds_[i] == "Mo")
+    d2 = (np.asarray(det["x"])[i][mo] - tx[j][mo]) ** 2 + (np.asarray(det["y"])[i][mo] - ty[j][mo]) ** 2
+    labels = list(species) + ["missed"]
+    confusion = pd.DataFrame(0, index=list(species), columns=labels)
+    for a, b in zip(ts[j], ds_[i]):
+        if b in labels:
+            confusion.loc[a, b] += 1
+    for sp in species:
+        confusion.loc[sp, "missed"] = int(np.sum(ts == sp)) - int(np.sum(ts[j] == sp))
+    return {"per_species": pd.DataFrame(rows).T, "s_site_accuracy": float(np.mean(recalls)) if recalls else float("nan"),
+            "mo_rmse": float(np.sqrt(d2.mean()) * 100) if np.any(mo) else float("nan"), "confusion": confusion}

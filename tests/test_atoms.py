@@ -1,0 +1,124 @@
+"""find_atoms() and the scoring of sites against ground truth."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import deepstem_utils as ds
+from deepstem_utils import atoms, dataset, metrics, specimen
+
+S = 0.16
+
+
+def _object(sites, shape=(250, 250), sampling=S):
+    return specimen.object_function(sites, shape, sampling)
+
+
+@pytest.mark.parametrize("rotation", [0.0, 0.3, 1.0])
+def test_perfect_lattice_any_rotation(rotation):
+    sites = specimen.mos2_lattice((40.0, 40.0), rotation=rotation)
+    found = ds.find_atoms(_object(sites), sampling=S)
+    assert list(found.columns[:4]) == ["x", "y", "species", "confidence"]
+    score = metrics.score_sites(found, sites, (40.0, 40.0))
+    assert score["per_species"].loc["Mo", "F1"] > 0.98
+    assert score["per_species"].loc["S2", "F1"] > 0.98
+    assert score["mo_rmse"] < 8.0  # pm
+    assert found["confidence"].between(0, 1).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_defects_twins_and_edges_noise_free(seed):
+    sites = specimen.random_mos2((40.0, 40.0), rng=seed, twin=1.0 if seed == 1 else 0.0, edge=1.0 if seed == 2 else 0.0,
+                                 s_vacancy=0.1, s_divacancy=0.04)
+    found = ds.find_atoms(_object(sites), sampling=S)
+    score = metrics.score_sites(found, sites, (40.0, 40.0))
+    assert score["s_site_accuracy"] > 0.95
+    assert score["per_species"].loc["Mo", "F1"] > 0.97
+
+
+def test_species_follow_the_atoms_not_a_threshold():
+    # scale the object by 100: the mixture model adapts, the species do not change
+    sites = specimen.random_mos2((30.0, 30.0), rng=4, s_vacancy=0.1)
+    obj = _object(sites, (190, 190))
+    a = ds.find_atoms(obj, sampling=S)
+    b = ds.find_atoms(obj * 100, sampling=S)
+    assert list(a.species) == list(b.species)
+
+
+def test_adatom_is_reported_off_the_lattice():
+    sites = specimen.mos2_lattice((30.0, 30.0))
+    mo = np.flatnonzero(sites.species == "Mo")
+    centre = np.argmin(np.hypot(sites.x[mo] - 15, sites.y[mo] - 15))
+    # a hollow site: a/sqrt(3) from a Mo, opposite to an S direction
+    x0, y0 = sites.x[mo][centre], sites.y[mo][centre]
+    s = np.flatnonzero(sites.species == "S2")
+    nearest_s = s[np.argmin(np.hypot(sites.x[s] - x0, sites.y[s] - y0))]
+    hx, hy = 2 * x0 - sites.x[nearest_s], 2 * y0 - sites.y[nearest_s]
+    adatom = specimen.Sites(np.array([hx]), np.array([hy]), np.array(["Mo_adatom"], object),
+                            {"Mo": np.ones(1), "S": np.zeros(1)})
+    found = ds.find_atoms(_object(sites + adatom, (190, 190)), sampling=S)
+    ad = found[found.species == "Mo_adatom"]
+    assert len(ad) == 1
+    assert math.hypot(ad.x.iloc[0] - hx, ad.y.iloc[0] - hy) < 0.2
+
+
+def test_material_none_finds_every_bright_column():
+    sites = specimen.graphene_lattice((20.0, 20.0))
+    obj = _object(sites, (125, 125))
+    found = ds.find_atoms(obj, sampling=S, material=None)
+    assert set(found.species) == {"column"}
+    score = metrics.match_sites(found, sites.x, sites.y, 0.4)
+    inside = (sites.x > 1) & (sites.x < 19) & (sites.y > 1) & (sites.y < 19)
+    assert np.isin(np.flatnonzero(inside), score[1]).mean() > 0.95
+
+
+def test_reconstructed_noisy_frame_end_to_end():
+    probe = ds.Probe(80e3, 30.0, {"C30": -1e4})
+    f = dataset.simulate_frame((256, 256), sampling=S, dose=3e4, probe=probe, rng=8)
+    obj = ds.reconstruct(f.counts, probe, sampling=S)
+    found = ds.find_atoms(obj, sampling=S)
+    score = metrics.score_sites(found, f.sites, (256 * S, 256 * S))
+    assert score["per_species"].loc["Mo", "F1"] > 0.9
+    assert score["s_site_accuracy"] > 0.6
+
+
+def test_signal_input_uses_its_calibration():
+    hs = pytest.importorskip("hyperspy.api")
+    sites = specimen.mos2_lattice((20.0, 20.0))
+    obj = _object(sites, (125, 125))
+    signal = hs.signals.Signal2D(obj)
+    for axis in signal.axes_manager.signal_axes:
+        axis.scale, axis.units = S / 10, "nm"
+    pd.testing.assert_frame_equal(ds.find_atoms(signal), ds.find_atoms(obj, sampling=S))
+
+
+@pytest.mark.parametrize("obj, message", [(np.ones(50), "2-D"), (np.full((50, 50), np.nan), "NaN"),
+                                          (np.ones((50, 50)), None)])
+def test_bad_input(obj, message):
+    if message is None:  # a featureless object has no columns: an empty table, not a crash
+        out = ds.find_atoms(obj, sampling=S)
+        assert len(out) == 0 and list(out.columns[:4]) == ["x", "y", "species", "confidence"]
+        return
+    with pytest.raises(ValueError, match=message):
+        ds.find_atoms(obj, sampling=S)
+
+
+def test_needs_sampling_and_known_material():
+    obj = _object(specimen.mos2_lattice((10.0, 10.0)), (64, 64))
+    with pytest.raises(ValueError, match="sampling"):
+        ds.find_atoms(obj)
+    with pytest.raises(ValueError, match="material"):
+        ds.find_atoms(obj, sampling=S, material="WSe2")
+
+
+def test_scoring_can_fail():
+    sites = specimen.mos2_lattice((30.0, 30.0))
+    found = ds.find_atoms(_object(sites, (190, 190)), sampling=S)
+    wrong = found.assign(species=found.species.replace({"S2": "S1"}))
+    assert metrics.score_sites(wrong, sites, (30.0, 30.0))["per_species"].loc["S2", "recall"] == 0
+    shifted = found.assign(x=found.x + 0.3)
+    assert metrics.score_sites(shifted, sites, (30.0, 30.0))["mo_rmse"] > 25
