@@ -14,12 +14,6 @@ from . import __version__
 
 __all__ = ["main", "build_parser"]
 
-_PENDING = {
-    "reconstruct": "the physics-informed autoencoder issue",
-    "atoms": "the atom identification issue",
-    "series": "the in situ case study issue",
-}
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -36,12 +30,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="model weights file; default: the weights shipped with the package")
     p.add_argument("--out", required=True, help="output directory (DIR/<stem>_object.hspy)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p = sub.add_parser("atoms", help="find atomic columns and their species in object functions")
-    p.add_argument("objects", nargs="+", metavar="OBJECT")
-    p.add_argument("--material", default="MoS2", choices=["MoS2", "none"], help="lattice model (default MoS2)")
-    p.add_argument("--sampling", type=float, help="pixel size [Å]")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p = sub.add_parser("atoms", help="find atomic columns and their species in object functions",
+                       description="Locate columns in object functions (from `deepstem reconstruct`) and label them. "
+                       "Writes DIR/<stem>_atoms.csv with x, y [Å], species, confidence (0-1), intensity.")
+    p.add_argument("objects", nargs="+", metavar="OBJECT", help="object functions (.hspy from reconstruct, or any "
+                   "image format; .npy needs --sampling)")
+    p.add_argument("--material", default="MoS2", choices=["MoS2", "none"],
+                   help="lattice model: MoS2 (Mo, S2, S1, vacancy, Mo_adatom) or none (every bright column)")
+    p.add_argument("--sampling", type=float, help="pixel size [Å]; needed for .npy and uncalibrated files")
     p.add_argument("--out", required=True, help="output directory (DIR/<stem>_atoms.csv)")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p = sub.add_parser(
         "zemlin",
         help="measure aberrations from a Zemlin tableau and write the probe",
@@ -62,27 +62,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--defocus-sign", default="-1", choices=["-1", "1", "amplitude"],
                    help="sign of C10 while recording (-1: underfocus, the usual practice) or 'amplitude'")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p = sub.add_parser("series", help="process an in situ time series")
-    p.add_argument("frames", nargs="+", metavar="FRAMES")
-    p.add_argument("--probe", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--scheduler", help="address of an existing dask.distributed scheduler")
-    p.add_argument("--overwrite", action="store_true")
+    sub.add_parser("train", help="train the encoder (self-supervised, simulated frames); "
+                   "see `deepstem train --help`", add_help=False)
+    p = sub.add_parser("series", help="process an in situ time series (drift registration, reconstruct, atoms) "
+                       "on dask.distributed", description="Register drift between consecutive frames, reconstruct "
+                       "every frame and find its atoms, as dask.distributed tasks. Writes DIR/frame_NNNNN_object.npy, "
+                       "DIR/frame_NNNNN_atoms.csv, DIR/drift.csv and DIR/summary.csv. An interrupted run resumes: "
+                       "finished frames are not redone.")
+    p.add_argument("frames", nargs="+", metavar="FRAMES", help="frame files in time order (each may be a stack)")
+    p.add_argument("--probe", required=True, help="probe JSON (energy [eV], semiangle [mrad], aberrations, source_size [Å])")
+    p.add_argument("--sampling", type=float, help="pixel size [Å]; needed for .npy and uncalibrated files")
+    p.add_argument("--weights", help="model weights file; default: the weights shipped with the package")
+    p.add_argument("--material", default="MoS2", choices=["MoS2", "none"], help="lattice model for the atoms")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--scheduler", help="address of an existing dask.distributed scheduler (default: a LocalCluster)")
+    p.add_argument("--workers", type=int, default=2, help="workers of the LocalCluster (default 2)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:
+        from .train import main as train_main
+
+        return train_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    if args.command in _PENDING:
-        print(f"deepstem {args.command}: not yet available (lands with {_PENDING[args.command]})", file=sys.stderr)
-        return 3
     try:
         return _COMMANDS[args.command](args)
-    except (FileNotFoundError, FileExistsError, IsADirectoryError, ValueError, TypeError, OSError) as err:
+    except (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, ValueError, TypeError,
+            OSError) as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"deepstem {args.command}: error: {message}", file=sys.stderr)
         return 2
@@ -152,4 +165,86 @@ def _zemlin(args) -> int:
     return 0
 
 
-_COMMANDS = {"zemlin": _zemlin}
+def _check_out_dir(path: Path) -> Path:
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"--out {path} is a file, not a directory")
+    path.mkdir(parents=True, exist_ok=True)
+    if not os.access(path, os.W_OK):
+        raise PermissionError(f"output directory {path} is not writable")
+    return path
+
+
+def _reconstruct(args) -> int:
+    from tqdm.auto import tqdm
+
+    from . import io
+    from .model import load_model
+    from .optics import Probe
+    from .reconstruction import reconstruct
+
+    probe = Probe.from_json(args.probe)
+    if args.weights is not None:
+        load_model(args.weights)  # a bad weights file fails before any work
+    out_dir = _check_out_dir(Path(args.out))
+    targets = [(Path(image), out_dir / f"{Path(image).stem}_object.hspy") for image in args.images]
+    for _, target in targets:  # refuse before doing anything
+        _check_output(target, args.overwrite)
+    if len({t for _, t in targets}) != len(targets):
+        raise ValueError("two inputs share a file stem, so their outputs would collide; rename one")
+    for image, target in tqdm(targets, desc="reconstruct", unit="frame", disable=args.quiet or len(targets) < 2):
+        signal = io.load(image, sampling=args.sampling)
+        if signal.axes_manager.navigation_dimension:
+            raise ValueError(f"{image.name} is a stack of {signal.axes_manager.navigation_size} frames; "
+                             "use `deepstem series` or split it")
+        obj = reconstruct(signal, probe, weights=args.weights)
+        obj.save(target, overwrite=True)
+        print(f"wrote {target}")
+    return 0
+
+
+def _atoms(args) -> int:
+    from tqdm.auto import tqdm
+
+    from . import io
+    from .atoms import find_atoms
+
+    out_dir = _check_out_dir(Path(args.out))
+    targets = []
+    for obj in args.objects:
+        stem = Path(obj).stem
+        stem = stem[: -len("_object")] if stem.endswith("_object") else stem
+        targets.append((Path(obj), out_dir / f"{stem}_atoms.csv"))
+    for _, target in targets:
+        _check_output(target, args.overwrite)
+    if len({t for _, t in targets}) != len(targets):
+        raise ValueError("two inputs share a file stem, so their outputs would collide; rename one")
+    material = None if args.material == "none" else args.material
+    for obj, target in tqdm(targets, desc="atoms", unit="frame", disable=args.quiet or len(targets) < 2):
+        signal = io.load(obj, sampling=args.sampling)
+        if signal.axes_manager.navigation_dimension:
+            raise ValueError(f"{obj.name} is a stack; give one object function per file")
+        table = find_atoms(signal, material=material)
+        table.to_csv(target, index=False, float_format="%.4f")
+        counts = ", ".join(f"{n} {sp}" for sp, n in table["species"].value_counts().items())
+        print(f"wrote {target} ({counts or 'no columns'})")
+    return 0
+
+
+def _series(args) -> int:
+    from .model import load_model
+    from .optics import Probe
+    from .series import FileFrames, process_series
+
+    probe = Probe.from_json(args.probe)
+    if args.weights is not None:
+        load_model(args.weights)
+    out = _check_out_dir(Path(args.out))
+    frames = FileFrames(args.frames, sampling=args.sampling)
+    summary = process_series(frames, probe, frames.sampling, out, weights=args.weights,
+                             material=None if args.material == "none" else args.material, scheduler=args.scheduler,
+                             n_workers=args.workers, progress=not args.quiet)
+    print(f"{len(summary)} frames processed; results in {out} (summary.csv, drift.csv, frame_*_atoms.csv)")
+    return 0
+
+
+_COMMANDS = {"zemlin": _zemlin, "reconstruct": _reconstruct, "atoms": _atoms, "series": _series}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SUPPORTED", "load", "sampling_of", "to_angstrom_factor"]
+__all__ = ["SUPPORTED", "load", "sampling_of", "to_angstrom_factor", "microscope_settings"]
 
 SUPPORTED = (".dm3", ".dm4", ".emd", ".hspy", ".tif", ".tiff", ".npy")
 _LENGTH_UNITS = {"å": 1.0, "a": 1.0, "angstrom": 1.0, "ang": 1.0, "nm": 10.0, "pm": 0.01, "µm": 1e4, "um": 1e4}
@@ -103,3 +103,28 @@ def sampling_of(signal) -> float:
     if factor is None:
         raise ValueError("the signal's axes carry no length calibration; pass sampling=<Å>")
     return float(axes[0].scale * factor)
+
+
+def microscope_settings(signal) -> dict:
+    """Beam energy [eV], convergence semiangle [mrad], dwell time [µs] and magnification from metadata.
+
+    Reads HyperSpy's standard ``metadata.Acquisition_instrument.TEM`` entries
+    (``beam_energy`` in keV, ``convergence_angle`` in mrad, ``dwell_time`` in s,
+    ``magnification``); a setting the file does not carry is None.
+    """
+    tem = "Acquisition_instrument.TEM."
+    md = signal.metadata
+
+    def get(key):
+        return md.get_item(tem + key) if md.has_item(tem + key) else None
+
+    energy = get("beam_energy")
+    dwell = get("dwell_time")
+    if dwell is None and md.has_item(tem + "Detector.dwell_time"):
+        dwell = md.get_item(tem + "Detector.dwell_time")
+    return {
+        "energy": float(energy) * 1e3 if energy is not None else None,
+        "semiangle": float(get("convergence_angle")) if get("convergence_angle") is not None else None,
+        "dwell_time": float(dwell) * 1e6 if dwell is not None else None,
+        "magnification": float(get("magnification")) if get("magnification") is not None else None,
+    }

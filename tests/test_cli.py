@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from deepstem_utils import cli
@@ -21,20 +22,6 @@ def test_help_lists_subcommands(capsys):
 
 def test_no_command_prints_help_and_fails(capsys):
     assert cli.main([]) != 0
-
-
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["reconstruct", "x.npy", "--probe", "p.json", "--out", "o"],
-        ["atoms", "x.hspy", "--out", "o"],
-        ["series", "a.npy", "--probe", "p.json", "--out", "o"],
-    ],
-)
-def test_pending_subcommands_fail_clearly(argv, capsys):
-    assert cli.main(argv) != 0
-    err = capsys.readouterr().err
-    assert "not yet available" in err and len(err.strip().splitlines()) == 1
 
 
 def test_python_dash_m_entry_point():
@@ -101,3 +88,110 @@ def test_zemlin_command_bad_input(tableau_files, tmp_path, capsys, change, match
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and match in err
     assert not (tmp_path / "p.json").exists()
+
+
+# -------------------------------------------------------------------- reconstruct
+@pytest.fixture()
+def frame_files(tmp_path):
+    import numpy as np
+
+    import deepstem_utils as ds
+    from deepstem_utils import dataset
+
+    probe = ds.Probe(energy=80e3, semiangle=30.0)
+    probe.to_json(tmp_path / "probe.json")
+    frame = dataset.simulate_frame((96, 96), sampling=0.16, dose=1e4, probe=probe, rng=5)
+    np.save(tmp_path / "frame.npy", frame.counts)
+    return tmp_path, frame
+
+
+def test_reconstruct_cli_writes_calibrated_object(frame_files):
+    hs = pytest.importorskip("hyperspy.api")
+    import numpy as np
+
+    import deepstem_utils as ds
+
+    tmp, frame = frame_files
+    argv = ["reconstruct", str(tmp / "frame.npy"), "--probe", str(tmp / "probe.json"), "--sampling", "0.16",
+            "--out", str(tmp / "out")]
+    assert cli.main(argv) == 0
+    obj = hs.load(tmp / "out" / "frame_object.hspy")
+    assert obj.data.shape == (96, 96)
+    assert obj.axes_manager.signal_axes[0].scale == pytest.approx(0.16)
+    assert obj.axes_manager.signal_axes[0].units == "Å"
+    assert obj.metadata.DeepSTEM.weights_sha256
+    expected = ds.reconstruct(frame.counts, ds.Probe.from_json(tmp / "probe.json"), sampling=0.16)
+    np.testing.assert_allclose(obj.data, expected, rtol=1e-6)
+    before = (tmp / "out" / "frame_object.hspy").read_bytes()
+    assert cli.main(argv) == 2  # exists: refused
+    assert (tmp / "out" / "frame_object.hspy").read_bytes() == before
+    assert cli.main(argv + ["--overwrite"]) == 0
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"--sampling": None}, "sampling"),
+        ({"--probe": "missing.json"}, "not found"),
+        ({"--weights": "probe.json"}, "weights"),
+        ({"--out": "probe.json"}, "is a file"),
+    ],
+)
+def test_reconstruct_cli_bad_input(frame_files, capsys, change, message):
+    tmp, _ = frame_files
+    options = {"--probe": "probe.json", "--sampling": "0.16", "--out": "out"}
+    options.update(change)
+    argv = ["reconstruct", str(tmp / "frame.npy")]
+    for key, value in options.items():
+        if value is not None:
+            argv += [key, str(tmp / value) if key in ("--probe", "--weights", "--out") else value]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_atoms_cli_round_trip(frame_files):
+    import pandas as pd
+
+    tmp, frame = frame_files
+    assert cli.main(["reconstruct", str(tmp / "frame.npy"), "--probe", str(tmp / "probe.json"), "--sampling",
+                     "0.16", "--out", str(tmp / "out")]) == 0
+    assert cli.main(["atoms", str(tmp / "out" / "frame_object.hspy"), "--out", str(tmp / "out")]) == 0
+    table = pd.read_csv(tmp / "out" / "frame_atoms.csv")
+    assert list(table.columns[:4]) == ["x", "y", "species", "confidence"]
+    assert set(table.species) <= {"Mo", "S2", "S1", "vacancy", "Mo_adatom"}
+    assert cli.main(["atoms", str(tmp / "out" / "frame_object.hspy"), "--out", str(tmp / "out")]) == 2
+    assert cli.main(["atoms", str(tmp / "frame.npy"), "--material", "none", "--out", str(tmp / "o2")]) == 2  # no sampling
+
+
+@pytest.mark.parametrize(
+    "array, message",
+    [
+        (np.ones(100), "2-D"),
+        (np.ones((2, 100, 100)), "stack"),
+        (np.full((100, 100), np.nan), "NaN"),
+        (-np.ones((100, 100)), "negative"),
+        (np.full((100, 100), 3.0), "constant"),
+        (np.random.default_rng(0).poisson(1.0, (40, 40)).astype(float), "64 px"),
+    ],
+)
+def test_reconstruct_cli_bad_images(frame_files, capsys, array, message):
+    tmp, _ = frame_files
+    np.save(tmp / "bad.npy", array)
+    out = tmp / "out_bad"
+    code = cli.main(["reconstruct", str(tmp / "bad.npy"), "--probe", str(tmp / "probe.json"), "--sampling", "0.16",
+                     "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+    assert not (out / "bad_object.hspy").exists()
+
+
+def test_reconstruct_cli_sampling_out_of_range_and_corrupt_weights(frame_files, capsys):
+    tmp, _ = frame_files
+    base = ["reconstruct", str(tmp / "frame.npy"), "--probe", str(tmp / "probe.json"), "--out", str(tmp / "o")]
+    assert cli.main(base + ["--sampling", "3.0"]) == 2
+    assert "plausible" in capsys.readouterr().err
+    (tmp / "w.pt").write_bytes(b"garbage")
+    assert cli.main(base + ["--sampling", "0.16", "--weights", str(tmp / "w.pt")]) == 2
+    assert "weights" in capsys.readouterr().err
+    assert (tmp / "w.pt").read_bytes() == b"garbage"

@@ -56,3 +56,16 @@ def test_uncalibrated_file_asks_for_sampling(tmp_path):
     with pytest.raises(ValueError, match="--sampling"):
         ds.load(path)
     assert ds.load(path, sampling=0.1).axes_manager.signal_axes[0].scale == pytest.approx(0.1)
+
+
+def test_microscope_settings_from_metadata():
+    hs = pytest.importorskip("hyperspy.api")
+    from deepstem_utils.io import microscope_settings
+
+    s = hs.signals.Signal2D(np.zeros((8, 8)))
+    assert microscope_settings(s) == {"energy": None, "semiangle": None, "dwell_time": None, "magnification": None}
+    s.metadata.set_item("Acquisition_instrument.TEM.beam_energy", 60.0)
+    s.metadata.set_item("Acquisition_instrument.TEM.convergence_angle", 31.5)
+    s.metadata.set_item("Acquisition_instrument.TEM.dwell_time", 2e-6)
+    got = microscope_settings(s)
+    assert got["energy"] == 60e3 and got["semiangle"] == 31.5 and got["dwell_time"] == pytest.approx(2.0)

@@ -1,0 +1,213 @@
+"""Processing an in situ time series frame by frame, on dask.distributed.
+
+Every frame is registered against the previous one (phase correlation,
+:func:`skimage.registration.phase_cross_correlation`) so that drift
+accumulates into a per-frame shift, then reconstructed (:func:`reconstruct`) and
+its atoms found (:func:`find_atoms`). Frames run as independent tasks on a
+``dask.distributed`` cluster: a :class:`~distributed.LocalCluster` by default,
+or an existing scheduler given by its address, unchanged.
+
+The run streams: at most ``max_in_flight`` frames are in memory or on the
+cluster at a time, so memory does not grow with the length of the series.
+Each frame's results are written as soon as they arrive (atomically), and a
+frame whose outputs already exist is not redone, so an interrupted run resumes
+where it stopped and loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["process_series", "register_drift", "frame_outputs", "FileFrames"]
+
+
+class FileFrames:
+    """The frames of one or more files as a lazy sequence (each file a frame or a stack).
+
+    Files are opened lazily (HyperSpy), so a long series is read one frame at a time.
+    """
+
+    def __init__(self, paths, sampling: float | None = None):
+        from .io import load, sampling_of
+
+        self._items = []
+        self.sampling = None
+        for path in paths:
+            signal = load(path, sampling=sampling, lazy=True)
+            s = sampling_of(signal)
+            if self.sampling is None:
+                self.sampling = s
+            elif abs(s - self.sampling) > 1e-6 * self.sampling:
+                raise ValueError(f"{Path(path).name} has pixel size {s:.4g} Å, the first file {self.sampling:.4g} Å: "
+                                 "a series needs one pixel size")
+            data = signal.data
+            if data.ndim == 2:
+                self._items.append((data, None))
+            else:
+                flat = data.reshape((-1,) + data.shape[-2:])
+                self._items.extend((flat, k) for k in range(flat.shape[0]))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        data, k = self._items[i]
+        frame = data if k is None else data[k]
+        return np.asarray(frame.compute() if hasattr(frame, "compute") else frame)
+
+
+def register_drift(previous: np.ndarray, current: np.ndarray, upsample: int = 10) -> tuple[float, float]:
+    """Shift (dy, dx) [px] that registers ``current`` onto ``previous`` (sub-pixel phase correlation)."""
+    from skimage.registration import phase_cross_correlation
+
+    shift, _, _ = phase_cross_correlation(np.asarray(previous, float), np.asarray(current, float),
+                                          upsample_factor=upsample, normalization=None)
+    return float(shift[0]), float(shift[1])
+
+
+def frame_outputs(out: Path, index: int) -> dict[str, Path]:
+    """Output files of frame ``index``."""
+    return {"object": out / f"frame_{index:05d}_object.npy", "atoms": out / f"frame_{index:05d}_atoms.csv"}
+
+
+def _process_one(index: int, frame: np.ndarray, probe_dict: dict, sampling: float, weights, out: str,
+                 material, shift: tuple[float, float]) -> dict:
+    """One frame: reconstruct, find atoms, write both outputs atomically. Runs on a worker."""
+    import torch
+
+    from .atoms import find_atoms
+    from .optics import Probe
+    from .reconstruction import reconstruct
+
+    torch.set_num_threads(1)  # one core per worker: scale with workers, not threads
+    probe = Probe.from_dict(probe_dict)
+    obj = reconstruct(frame, probe, sampling=sampling, weights=weights)
+    atoms = find_atoms(obj, sampling=sampling, material=material)
+    atoms.insert(0, "frame", index)
+    atoms["x_registered"] = atoms["x"] + shift[1]  # positions in the frame of the first image [Å]
+    atoms["y_registered"] = atoms["y"] + shift[0]
+    paths = frame_outputs(Path(out), index)
+    tmp = paths["object"].with_suffix(".tmp.npy")
+    np.save(tmp, obj.astype(np.float32))
+    os.replace(tmp, paths["object"])
+    tmp = paths["atoms"].with_suffix(".tmp")
+    atoms.to_csv(tmp, index=False, float_format="%.4f")
+    os.replace(tmp, paths["atoms"])  # the atoms file is written last: its presence marks the frame done
+    return {"frame": index, "sites": len(atoms), **atoms["species"].value_counts().to_dict()}
+
+
+def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, weights=None,
+                   material: str | None = "MoS2", scheduler: str | None = None, n_workers: int = 2,
+                   max_in_flight: int = 4, progress: bool = True) -> pd.DataFrame:
+    """Run the DeepSTEM pipeline on every frame of a series.
+
+    Parameters
+    ----------
+    frames : sequence of (ny, nx) arrays, or a (n, ny, nx) array (lazy arrays are read one frame at a time)
+        The series, in time order.
+    probe : Probe
+        The probe.
+    sampling : float
+        Pixel size [Å].
+    out : str or Path
+        Output directory: ``frame_NNNNN_object.npy``, ``frame_NNNNN_atoms.csv``,
+        ``drift.csv`` (cumulative shift of each frame [px] and [Å]) and ``summary.csv``.
+    weights : str or Path, optional
+        Network weights (default: shipped).
+    material : {"MoS2", None}
+        Passed to :func:`find_atoms`.
+    scheduler : str, optional
+        Address of a running dask.distributed scheduler; default: a LocalCluster.
+    n_workers : int
+        Workers of the LocalCluster (one thread each).
+    max_in_flight : int
+        Frames submitted but not yet written, at most.
+    progress : bool
+        Show a progress bar (frames done).
+
+    Returns
+    -------
+    DataFrame
+        One row per frame: frame index, number of sites per species, cumulative drift [Å].
+    """
+    from dask.distributed import Client, LocalCluster, as_completed
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"output {out} is a file, not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    n = len(frames)
+    if n == 0:
+        raise ValueError("the series holds no frames")
+    # drift: cheap, sequential, and needed in time order; kept in drift.csv so a resumed run reuses it
+    drift_path = out / "drift.csv"
+    drift = pd.read_csv(drift_path) if drift_path.exists() else pd.DataFrame({"frame": [], "dy_px": [], "dx_px": []})
+    known = len(drift)
+    previous = np.asarray(frames[known - 1], float) if known else None
+    shifts = [(float(r.dy_px), float(r.dx_px)) for r in drift.itertuples()]
+    for i in range(known, n):
+        current = np.asarray(frames[i], float)
+        if current.ndim != 2:
+            raise ValueError(f"frame {i} is not 2-D (shape {current.shape})")
+        if previous is None:
+            shifts.append((0.0, 0.0))
+        else:
+            dy, dx = register_drift(previous, current)
+            shifts.append((shifts[-1][0] + dy, shifts[-1][1] + dx))
+        previous = current
+    drift = pd.DataFrame({"frame": np.arange(n), "dy_px": [s[0] for s in shifts], "dx_px": [s[1] for s in shifts]})
+    drift["dy_A"], drift["dx_A"] = drift.dy_px * sampling, drift.dx_px * sampling
+    tmp = drift_path.with_suffix(".tmp")
+    drift.to_csv(tmp, index=False)
+    os.replace(tmp, drift_path)
+
+    todo = [i for i in range(n) if not frame_outputs(out, i)["atoms"].exists()]
+    own_cluster = None
+    if scheduler is None:
+        own_cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+        client = Client(own_cluster)
+    else:
+        client = Client(scheduler)
+    probe_dict = probe.to_dict()
+
+    def shift_of(i):
+        return float(drift.dy_A.iloc[i]), float(drift.dx_A.iloc[i])
+
+    bar = tqdm(total=n, initial=n - len(todo), desc="series", unit="frame", disable=not progress)
+    try:
+        pending = as_completed()
+        queue = iter(todo)
+        for i in queue:
+            pending.add(client.submit(_process_one, i, np.asarray(frames[i]), probe_dict, sampling, weights,
+                                      str(out), material, shift_of(i), pure=False))
+            if pending.count() >= max_in_flight:
+                break
+        for future in pending:
+            future.result()  # raise a worker's error here
+            future.release()
+            bar.update()
+            nxt = next(queue, None)
+            if nxt is not None:
+                pending.add(client.submit(_process_one, nxt, np.asarray(frames[nxt]), probe_dict, sampling,
+                                          weights, str(out), material, shift_of(nxt), pure=False))
+    finally:
+        bar.close()
+        client.close()
+        if own_cluster is not None:
+            own_cluster.close()
+    rows = []
+    for i in range(n):
+        atoms = pd.read_csv(frame_outputs(out, i)["atoms"])
+        rows.append({"frame": i, "sites": len(atoms), **atoms["species"].value_counts().to_dict()})
+    summary = pd.DataFrame(rows).fillna(0).merge(drift[["frame", "dy_A", "dx_A"]], on="frame")
+    summary.to_csv(out / "summary.csv", index=False)
+    (out / "run.json").write_text(json.dumps({"frames": n, "probe": probe_dict, "sampling": sampling,
+                                              "material": material, "weights": str(weights)}, indent=2) + "\n")
+    return summary
