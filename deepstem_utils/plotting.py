@@ -143,3 +143,64 @@ def tableau_montage(fig, diffractograms, tilts, k_sampling: float, k_max: float 
         inset.set_xticks([])
         inset.set_yticks([])
     return ax
+
+
+#: How each species is drawn on images (Fig. 2 of the paper: Mo solid, S yellow, adatoms dashed cyan).
+SPECIES_STYLE = {
+    "Mo": dict(marker="o", s=18, facecolor="tab:blue", edgecolor="none", label="Mo"),
+    "S2": dict(marker="o", s=14, facecolor="yellow", edgecolor="none", label="S$_2$"),
+    "S1": dict(marker="o", s=14, facecolor="none", edgecolor="orange", linewidths=1.2, label="S$_1$"),
+    "vacancy": dict(marker="x", s=20, color="red", linewidths=1.2, label="S vacancy"),
+    "Mo_adatom": dict(marker="o", s=160, facecolor="none", edgecolor="cyan", linestyle="--", linewidths=1.2,
+                      label="Mo adatom"),
+    "column": dict(marker="+", s=20, color="tab:green", label="column"),
+}
+
+
+def show_sites(ax, x, y, species, legend: bool = True, skip=("C",), **kwargs):
+    """Overlay columns on an image drawn by :func:`show_image` (positions in Å).
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    x, y : (n,) array_like
+        Positions [Å].
+    species : (n,) array_like of str
+        Labels; styles from :data:`SPECIES_STYLE`, species in ``skip`` are not drawn.
+    legend : bool
+        Add a legend of the species shown.
+    """
+    x, y, species = np.asarray(x), np.asarray(y), np.asarray(species)
+    for name, style in SPECIES_STYLE.items():
+        keep = species == name
+        if name in skip or not np.any(keep):
+            continue
+        ax.scatter(x[keep], y[keep], **{**style, **kwargs})
+    if legend:
+        ax.legend(loc="upper right", fontsize="small", framealpha=0.8)
+
+
+def draw_autoencoder(ax):
+    """Draw the DeepSTEM autoencoder (the counterpart of the paper's Fig. 1a) on ``ax``."""
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    ax.set_xlim(0, 12)
+    ax.set_ylim(0, 4)
+    ax.axis("off")
+    boxes = [
+        (0.2, 1.5, 1.7, 1.0, "noisy frame\n$x_1$ (counts)", "#dddddd"),
+        (2.4, 1.5, 1.9, 1.0, "normalise +\nWiener($x_1$; PSF)", "#cfe2f3"),
+        (4.8, 1.2, 1.9, 1.6, "encoder\nU-Net (learned)\nsoftplus ≥ 0,\natom blur (fixed)", "#9fc5e8"),
+        (7.2, 1.5, 1.5, 1.0, "object\n$\\hat O \\geq 0$", "#ffe599"),
+        (9.2, 1.5, 2.5, 1.0, "decoder (fixed)\n$|P|^2 \\circledast \\hat O$", "#f4cccc"),
+        (9.2, 3.0, 2.5, 0.8, "Poisson NLL vs\nindependent $x_2$", "#d9ead3"),
+        (2.4, 0.1, 1.9, 0.8, "measured probe\n(Zemlin, ch. 2)", "#ead1dc"),
+    ]
+    for x, y, w, h, text, color in boxes:
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.05", facecolor=color, edgecolor="k"))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8.5)
+    arrows = [((1.9, 2.0), (2.4, 2.0)), ((4.3, 2.0), (4.8, 2.0)), ((6.7, 2.0), (7.2, 2.0)),
+              ((8.7, 2.0), (9.2, 2.0)), ((10.45, 2.5), (10.45, 3.0)), ((3.35, 0.9), (3.35, 1.5)),
+              ((4.3, 0.5), (10.45, 1.5))]
+    for start, end in arrows:
+        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, color="k"))

@@ -16,7 +16,6 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from .dataset import SAMPLING_RANGE
 from .model import WEIGHTS, _ceil_to, _psf_tensor, atom_blur, encoder_input, load_model, psf_grid
@@ -130,8 +129,17 @@ def _reconstruct_array(image: np.ndarray, probe: Probe, sampling: float, weights
     ny, nx = image.shape
     work = float(np.clip(sampling, *SAMPLING_RANGE))
     zoomed = not math.isclose(work, sampling, rel_tol=1e-9)
-    x = ndimage.zoom(image, sampling / work, order=1, mode="nearest", grid_mode=True) if zoomed else image
+    if zoomed:
+        from skimage.transform import resize
+
+        shape = (max(8, round(ny * sampling / work)), max(8, round(nx * sampling / work)))
+        # area-averaging when shrinking (anti-aliased), so the counts' mean is kept without point-sampling noise
+        x = resize(image, shape, order=1, mode="reflect", anti_aliasing=sampling < work, preserve_range=True)
+    else:
+        x = image
     scale = float(x.mean())
+    if not scale > 0:
+        raise ValueError("the image holds no counts after resampling to the working pixel size")
     x = x / scale
     size = psf_grid(work)
     psf = _psf_tensor(probe.intensity((size, size), work))
@@ -146,9 +154,11 @@ def _reconstruct_array(image: np.ndarray, probe: Probe, sampling: float, weights
         sigma = float(config.get("atom_width", 0.0)) / work
         obj = _run_network(net, inp, sigma, tile, overlap, progress)[top:top + h, left:left + w]
     if zoomed:
-        back = (ny / obj.shape[0], nx / obj.shape[1])
-        obj = ndimage.zoom(obj, back, order=1, mode="nearest", grid_mode=True)[:ny, :nx]
-        obj = np.clip(obj, 0, None) * (sampling / work) ** 2
+        from skimage.transform import resize
+
+        obj = resize(obj, (ny, nx), order=1, mode="reflect", anti_aliasing=sampling > work, preserve_range=True)
+        # the frame was interpolated as counts per input pixel, so the object already is per input pixel
+        obj = np.clip(obj, 0, None)
     return obj * scale
 
 
