@@ -138,17 +138,18 @@ def _mo_threshold(values: np.ndarray) -> float:
 def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iterations: int = 200):
     """EM for the intensities of S sites: 0, 1 or 2 S atoms.
 
-    Class ``k`` has mean ``b + k u`` and variance ``s0² + k v``. The empty level
-    ``b`` and its spread ``s0`` are measured at the hollow sites of the same image
-    (``empty``), which hold no atom in MoS₂; ``u`` (one S atom), ``v`` and the class
-    weights are fitted, with ``u`` kept within the band Z-contrast allows.
+    Class ``k`` has mean ``b + k u`` and variance ``s0² + k v``. The spread ``s0``
+    of an empty site is measured at the hollow sites of the same image (``empty``),
+    which hold no atom in MoS₂, and anchors the level ``b``; ``b``, ``u`` (one S atom),
+    ``v`` and the class weights are fitted, with ``u`` kept within the band Z-contrast
+    allows and ``b`` within ``[-0.5 u, +0.6 u]`` of the hollow level.
 
     Returns the posterior probabilities (n, 3) and the fitted parameters.
     """
-    b = float(np.median(empty))
+    b = b_hollow = float(np.median(empty))
     mad = 1.4826 * float(np.median(np.abs(empty - b))) if len(empty) > 4 else 0.0
     u = max(unit0, 1e-12)
-    s0 = max(mad, 0.05 * u)
+    s0 = s0_floor = max(mad, 0.05 * u)
     v = (0.2 * u) ** 2
     weights = np.array([0.05, 0.1, 0.85])
     k = np.arange(3)
@@ -162,13 +163,24 @@ def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iteratio
     for _ in range(iterations):
         x = np.minimum(values, b + 3 * u)  # winsorised: Mo-bright outliers must not inflate the fit
         post = posterior(x)
-        w = post[:, 1:] / (s0**2 + k[1:] * v)
-        u_new = float((w * k[1:] * (x[:, None] - b)).sum() / max((w * k[1:] ** 2).sum(), 1e-300))
-        # one S atom scatters 0.13-0.27 of a Mo atom for Z-exponents 1.4-2.1: keep u in that band
+        # weighted least squares for the level b and the step u of the classes
+        w = post / (s0**2 + k * v)
+        A = np.array([[w.sum(), (w * k).sum()], [(w * k).sum(), (w * k * k).sum()]])
+        rhs = np.array([(w * x[:, None]).sum(), (w * k * x[:, None]).sum()])
+        try:
+            b_new, u_new = np.linalg.solve(A, rhs)
+        except np.linalg.LinAlgError:
+            b_new, u_new = b, u
+        # one S atom scatters 0.13-0.27 of a Mo atom for Z-exponents 1.4-2.1: keep u in that band; an empty
+        # site reads a little above a hollow site in a reconstruction (its Mo neighbours are closer), never
+        # as high as one S atom
         u_new = float(np.clip(u_new, 0.65 * unit0, 1.35 * unit0))
+        b = float(np.clip(b_new, b_hollow - 0.5 * u_new, b_hollow + 0.6 * u_new))
         n_k = post.sum(0) + 1e-9
         resid2 = (x[:, None] - (b + k * u_new)) ** 2
         var_k = (post * resid2).sum(0) / n_k
+        if n_k[0] >= 2:  # empty sites seen: their own spread (never below the hollow sites')
+            s0 = math.sqrt(max(float(var_k[0]), s0_floor**2))
         v_new = max(float(((var_k[1:] - s0**2) * n_k[1:]).sum() / (k[1:] * n_k[1:]).sum()), (0.03 * u_new) ** 2)
         weights = np.clip(n_k / n_k.sum(), 0.005, None)
         weights /= weights.sum()
@@ -179,9 +191,42 @@ def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iteratio
     return posterior(values), {"background": b, "per_atom": u, "sigma0": s0, "var_per_atom": v, "weights": weights}
 
 
+def _honeycomb_mo(columns: pd.DataFrame, a: float) -> np.ndarray:
+    """Which columns are Mo: in the honeycomb, each Mo is brighter than its S neighbours.
+
+    Columns at the Mo-S distance ``a/√3`` (±20 %) are neighbours. In MoS₂ every Mo
+    has three S₂ neighbours and every S₂ three Mo, so a column brighter than the
+    median of its neighbours is Mo. This uses the structure, not a fixed intensity
+    ratio, so it holds whatever the Z-contrast of the detector and the scale of the
+    object. Columns with no neighbour are Mo-like only if as bright as the Mo found
+    elsewhere (adatoms on the support).
+    """
+    intensity = columns["intensity"].to_numpy()
+    xy = columns[["x", "y"]].to_numpy()
+    level = _mo_threshold(intensity) / 0.62
+    keep = np.flatnonzero(intensity >= 0.2 * level)  # drop support (C) and noise peaks
+    is_mo = np.zeros(len(columns), bool)
+    if len(keep) < 3:
+        return intensity >= 0.62 * level
+    bond = a / math.sqrt(3)
+    tree = cKDTree(xy[keep])
+    lonely = []
+    for n, i in enumerate(keep):
+        near = [j for j in tree.query_ball_point(xy[i], 1.2 * bond) if j != n]
+        near = [j for j in near if np.hypot(*(xy[keep[j]] - xy[i])) > 0.8 * bond]
+        if not near:
+            lonely.append(i)
+            continue
+        is_mo[i] = intensity[i] > np.median(intensity[keep[near]])
+    mo_level = np.median(intensity[is_mo]) if is_mo.any() else level
+    lonely = np.array(lonely, int)
+    is_mo[lonely[intensity[lonely] >= 0.62 * mo_level]] = True
+    return is_mo
+
+
 def _mos2_sites(columns: pd.DataFrame, obj, sampling, shape, a: float | None, radius: float):
     ny, nx = shape
-    bright = columns["intensity"].to_numpy() >= _mo_threshold(columns["intensity"].to_numpy())
+    bright = _honeycomb_mo(columns, MOS2_A if a is None else a)
     mo = columns[bright].reset_index(drop=True)
     xy = mo[["x", "y"]].to_numpy()
     if len(mo) < 3:
