@@ -6,11 +6,11 @@ divacancy (an empty S site) and one Mo adatom above a hollow site, with the
 column positions and species (ground truth) and every setting used.
 
 Settings (assumptions where the paper gives none): 80 kV, 30 mrad, aberration
-free, HAADF detector 60-200 mrad, potential sampling 0.04 Å, 1 Å slices,
-Lobato parametrisation, infinite projection, 8 frozen-phonon configurations
+free, HAADF detector 60-200 mrad, potential sampling 0.05 Å, 1 Å slices,
+Lobato parametrisation, infinite projection, 4 frozen-phonon configurations
 with 0.08 Å rms displacement, scan sampling 0.16 Å.
 
-Run: ``.venv/bin/python data/make_multislice.py`` (about 5-10 min on 2 cores).
+Run: ``.venv/bin/python data/make_multislice.py`` (a few minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 OUT = Path(__file__).with_name("multislice_mos2.npz")
-SETTINGS = dict(energy=80e3, semiangle=30.0, inner=60.0, outer=200.0, potential_sampling=0.04,
-                slice_thickness=1.0, phonon_configs=8, phonon_sigma=0.08, scan_sampling=0.16, repeat=(5, 3))
+SETTINGS = dict(energy=80e3, semiangle=30.0, inner=60.0, outer=200.0, potential_sampling=0.05,
+                slice_thickness=1.0, phonon_configs=4, phonon_sigma=0.08, scan_sampling=0.16, repeat=(4, 2))
 
 
 def structure():
@@ -32,7 +32,7 @@ def structure():
     cell = mx2(formula="MoS2", kind="2H", a=3.16, thickness=3.17, size=(1, 1, 1), vacuum=2.0)
     cell = abtem.orthogonalize_cell(cell)
     atoms = cell * (*SETTINGS["repeat"], 1)
-    atoms.center(vacuum=4.0, axis=2)
+    atoms.center(vacuum=2.0, axis=2)
     xy = atoms.positions[:, :2]
     symbols = np.array(atoms.get_chemical_symbols())
     centre = np.diag(atoms.cell)[:2] / 2
@@ -43,14 +43,15 @@ def structure():
     partners = s_idx[np.hypot(*(xy[s_idx] - xy[first]).T) < 0.1]
     top = partners[np.argmax(atoms.positions[partners, 2])]
     # a second S column two columns away for the divacancy
-    far = s_idx[np.hypot(*(xy[s_idx] - xy[first]).T) > 5.0]
-    second = far[np.argmin(np.hypot(*(xy[far] - centre - np.array([-5.0, 3.0])).T))]
+    far = s_idx[np.hypot(*(xy[s_idx] - xy[first]).T) > 3.0]
+    second = far[np.argmin(np.hypot(*(xy[far] - centre - np.array([-3.5, 2.5])).T))]
     pair2 = s_idx[np.hypot(*(xy[s_idx] - xy[second]).T) < 0.1]
     remove = [top, *pair2]
     # Mo adatom above a hollow site (the centre of a hexagon) away from the defects
     mo = np.flatnonzero(symbols == "Mo")
-    m0 = mo[np.argmin(np.hypot(*(xy[mo] - centre - np.array([5.0, -3.0])).T))]
+    m0 = mo[np.argmin(np.hypot(*(xy[mo] - centre - np.array([2.5, -2.5])).T))]
     hollow = xy[m0] + np.array([3.16 / 2, 3.16 / (2 * np.sqrt(3))]) * np.array([1, -1])
+    hollow = hollow % np.diag(atoms.cell)[:2]  # inside the periodic cell, where the scan sees it whole
     vacancy_xy = xy[second].copy()
     del atoms[sorted(remove, reverse=True)]
     z_top = atoms.positions[:, 2].max()

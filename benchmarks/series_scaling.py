@@ -1,0 +1,97 @@
+"""Series pipeline: memory versus series length and throughput versus dask workers (prints a table).
+
+Frames are made on the fly (one simulated 512² specimen, drifting, fresh Poisson
+noise per frame), so the series never sits in memory. Peak memory is the
+largest resident set of this process plus the dask workers, sampled every 0.2 s.
+
+Run: .venv/bin/python benchmarks/series_scaling.py [--lengths 200 1000] [--size 512] [--throughput-frames 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+
+import numpy as np
+import psutil
+from scipy import ndimage
+
+import deepstem_utils as ds
+from deepstem_utils import dataset, series
+
+PROBE = ds.Probe(80e3, 30.0, {"C30": -5e3}, source_size=0.5)
+
+
+class SyntheticSeries:
+    """``n`` frames of one specimen drifting 0.3 px per frame, each with its own Poisson noise."""
+
+    def __init__(self, n: int, size: int):
+        frame = dataset.simulate_frame((size + 64, size + 64), sampling=0.16, dose=1e4, probe=PROBE, rng=1)
+        self.rate = frame.counts  # noisy but fine as a rate map for re-noising
+        self.n, self.size = n, size
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        shift = 0.3 * (i % 100)
+        view = ndimage.shift(self.rate, (shift * 0.5, shift), order=1, mode="reflect")[32:32 + self.size,
+                                                                                        32:32 + self.size]
+        return np.random.default_rng(i).poisson(np.clip(view, 0, None)).astype(float)
+
+
+def peak_memory(run):
+    me = psutil.Process()
+    peak = [0]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            total = me.memory_info().rss + sum(c.memory_info().rss for c in me.children(recursive=True)
+                                               if c.is_running())
+            peak[0] = max(peak[0], total)
+            time.sleep(0.2)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t.start()
+    t0 = time.time()
+    try:
+        run()
+    finally:
+        stop.set()
+        t.join()
+    return peak[0] / 2**20, time.time() - t0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[200, 1000])
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--throughput-frames", type=int, default=40)
+    args = parser.parse_args()
+    print("| frames | peak memory [MiB] | seconds | frames/s |")
+    print("|---|---|---|---|")
+    for n in args.lengths:
+        frames = SyntheticSeries(n, args.size)
+        with tempfile.TemporaryDirectory() as tmp:
+            mem, sec = peak_memory(lambda: series.process_series(frames, PROBE, 0.16, tmp, n_workers=2,
+                                                                 progress=False))
+        print(f"| {n} | {mem:.0f} | {sec:.0f} | {n / sec:.2f} |", flush=True)
+    print()
+    print("| workers | frames/s |")
+    print("|---|---|")
+    rates = {}
+    for workers in (1, 2):
+        frames = SyntheticSeries(args.throughput_frames, args.size)
+        with tempfile.TemporaryDirectory() as tmp:
+            _, sec = peak_memory(lambda: series.process_series(frames, PROBE, 0.16, tmp, n_workers=workers,
+                                                               progress=False))
+        rates[workers] = args.throughput_frames / sec
+        print(f"| {workers} | {rates[workers]:.2f} |", flush=True)
+    print(f"\nspeed-up with 2 workers: {rates[2] / rates[1]:.2f}x (target >= 1.7x on 2 cores)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""Source of notebooks/05_dose_evaluation.ipynb (run: python tools/build_ch05.py)."""
+from nbbuild import write
+
+cells = [
+("md", r"""
+(ch:dose)=
+# 5. Atoms, species and the dose they need
+
+## Overview
+
+The claim of DeepSTEM {cite:p}`lee2021deepstem` is that sulfur can be told
+apart next to molybdenum at a lower dose than before. This chapter turns the
+claim into numbers: it finds every column in an object map, labels it Mo, S₂,
+S₁, empty S site or Mo adatom with a confidence, scores the labels against the
+ground truth of simulated frames, and repeats this across dose for DeepSTEM,
+the classical alternatives and the **ideal observer**, the physical limit.
+
+**What you will learn**
+
+1. How `find_atoms` goes from an object map to sites with species and confidences.
+2. What the physical limit is: the ideal observer and the Cramér–Rao bound.
+3. How S-site accuracy and Mo position error depend on dose for each method,
+   and what dose each method needs.
+
+**Prerequisites**
+
+| concept | importance | where |
+|---|---|---|
+| the object function and the linear model | necessary | {ref}`ch:linear-model` |
+| simulated frames with ground truth | necessary | {ref}`ch:data` |
+| `reconstruct()` | necessary | {ref}`ch:autoencoder` |
+"""),
+("code", r"""
+import time
+
+import numpy as np
+import pandas as pd
+import matplotlib.pyplot as plt
+
+import deepstem_utils as ds
+from deepstem_utils import baselines, dataset, evaluation, limits, metrics
+from deepstem_utils.plotting import show_image, show_sites
+
+plt.rcParams.update({"figure.dpi": 90})
+DOSES = ds.choose(full=np.geomspace(1e3, 1e5, 8), quick=np.array([2e3, 1e4, 5e4]))   # [e⁻/Å²]
+N_FRAMES = ds.choose(full=4, quick=1)          # frames per dose
+SIZE = ds.choose(full=160, quick=112)          # frame side [px]
+RL_MAX = ds.choose(full=100, quick=30)         # Richardson-Lucy iterations explored
+SAMPLING = 0.16                                # [Å/px]
+PROBE = ds.Probe(80e3, 30.0, {"C10": 10.0, "C12": 15.0, "phi12": 0.3, "C21": 150.0, "C30": -5e3},
+                 source_size=0.5)              # a "measured" probe of a tuned 80 kV corrector (assumption)
+""", ["hide-input"]),
+("md", r"""
+## From an object map to atoms
+
+`find_atoms` works in three steps (see its docstring for details):
+
+1. **Columns**: local maxima of the lightly smoothed object
+   (`skimage.feature.peak_local_max`), refined to sub-pixel precision, each with
+   its integrated intensity in a 0.7 Å disk.
+2. **Lattice**: bright columns with at least two bright neighbours at the
+   lattice spacing are lattice Mo; bright columns without are **Mo adatoms**.
+   Around each lattice Mo the three S sites lie along one of two triads of
+   directions; the triad holding intensity is chosen locally, so rotation,
+   strain, edges and mirror-twin boundaries (where the triad flips) do not break it.
+   The other triad, the hollow sites, is empty in MoS₂: it measures what "no atom"
+   looks like in this very image.
+3. **Species**: S-site intensities are a mixture of three Gaussians for 0, 1
+   and 2 S atoms, with means $b + k u$ ($b$ from the hollow sites, $u$ fitted within
+   the band Z-contrast allows) and variances that grow with $k$, fitted by
+   expectation–maximisation. Each site gets its most probable class and that
+   posterior probability as its **confidence**. No fixed thresholds.
+"""),
+("code", r"""
+frame = dataset.simulate_frame((256, 256), sampling=SAMPLING, dose=1e4, probe=PROBE, rng=np.random.default_rng(42),
+                               s_vacancy=0.08, s_divacancy=0.03, adatoms=0.006)
+obj = ds.reconstruct(frame.counts, PROBE, sampling=SAMPLING)
+found = ds.find_atoms(obj, sampling=SAMPLING)
+extent = (256 * SAMPLING, 256 * SAMPLING)
+score = metrics.score_sites(found, frame.sites, extent)
+
+fig, axes = plt.subplots(1, 2, figsize=(14, 6))
+show_image(axes[0], obj / frame.electrons_per_pixel, SAMPLING, title="DeepSTEM object, 10⁴ e⁻/Å² (simulated)",
+           cmap="gray", label="object per px")
+show_sites(axes[0], found.x, found.y, found.species)
+sc = axes[1].scatter(found.x, found.y, c=found.confidence, cmap="viridis", vmin=0.5, vmax=1, s=12)
+axes[1].set_xlim(0, extent[0]); axes[1].set_ylim(extent[1], 0); axes[1].set_aspect("equal")
+axes[1].set_xlabel("x [Å]"); axes[1].set_ylabel("y [Å]"); axes[1].set_title("confidence of each site")
+plt.colorbar(sc, ax=axes[1], fraction=0.046, label="confidence (posterior probability)")
+plt.tight_layout()
+print(f"balanced S-site accuracy {score['s_site_accuracy']:.3f}, Mo position RMSE {score['mo_rmse']:.1f} pm")
+score["confusion"]
+"""),
+("md", r"""
+Rows are the truth, columns what `find_atoms` reported ("missed": no site
+reported within 0.6 Å). Per species:
+"""),
+("code", r"""
+score["per_species"].round(3)
+"""),
+("code", r"""
+fig, ax = plt.subplots(figsize=(8, 3.5))
+bins = np.linspace(found.intensity.min(), np.percentile(found.intensity, 99.5), 80)
+for sp, color in [("vacancy", "red"), ("S1", "darkorange"), ("S2", "gold"), ("Mo", "tab:blue"), ("Mo_adatom", "cyan")]:
+    ax.hist(found.intensity[found.species == sp], bins, color=color, alpha=0.7, label=sp)
+ax.set_xlabel("integrated object intensity in 0.7 Å [counts]"); ax.set_ylabel("sites"); ax.legend()
+ax.set_title("what the mixture model separates");
+"""),
+("code", r"""
+assert score["per_species"].loc["Mo", "F1"] > 0.9
+assert found.confidence.between(0, 1).all()
+"""),
+("md", r"""
+## The physical limit
+
+No method can beat an observer who knows everything except the quantity being
+measured. The **ideal observer** knows every site's position, the probe, the
+dose and the exact forward model; for each S site it compares the Poisson
+likelihood of the counts under 0, 1 and 2 S atoms,
+
+$$
+\hat k = \arg\max_{k\in\{0,1,2\}} \sum_{\mathbf r}
+\left[x(\mathbf r)\ln\lambda_k(\mathbf r) - \lambda_k(\mathbf r)\right],
+$$ (eq:ideal-observer)
+
+with $\lambda_k$ the expected counts with $k$ atoms on that site and everything
+else true. For positions, the **Cramér–Rao bound** is the smallest RMS error
+any unbiased estimator can have: with the Fisher information of the counts
+$F_{ab} = \sum_{\mathbf r} \partial_a\lambda\,\partial_b\lambda/\lambda$ for the
+column's $(x, y)$, the bound is $\sqrt{\operatorname{tr}F^{-1}}$. Both are computed
+here on the same frames (`deepstem_utils.limits`), not quoted.
+
+## The dose sweep
+
+Every method gets the same frames and the same probe, and every object
+estimate goes through the same `find_atoms`:
+
+* **raw**: the frame itself;
+* **Gaussian**: the frame smoothed with σ = 0.25 Å;
+* **Wiener** deconvolution with the probe;
+* **Richardson–Lucy** with the probe, at its best iteration count per frame
+  (chosen with the ground truth: generous to the baseline);
+* **DeepSTEM**: `reconstruct()` with the shipped weights;
+* the **ideal observer** and the Cramér–Rao bound.
+
+The same specimen is imaged at every dose, so the doses differ only in the counts.
+"""),
+("code", r"""
+t0 = time.time()
+sweep = evaluation.dose_sweep(DOSES, N_FRAMES, shape=(SIZE, SIZE), probe=PROBE, sampling=SAMPLING, rl_max=RL_MAX,
+                              progress=False)
+print(f"{len(sweep)} scores in {time.time() - t0:.0f} s")
+summary = sweep.groupby(["method", "dose"], sort=False)[["s_accuracy", "mo_rmse"]].agg(["mean", "sem"])
+colors = {"raw": "0.6", "gaussian": "tab:purple", "wiener": "tab:brown", "richardson_lucy": "tab:orange",
+          "deepstem": "tab:blue", "ideal observer": "k"}
+fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+for method, group in sweep.groupby("method", sort=False):
+    g = group.groupby("dose")
+    style = dict(color=colors[method], marker="o", ms=4, capsize=2, label=method,
+                 ls="--" if method == "ideal observer" else "-")
+    axes[0].errorbar(g.s_accuracy.mean().index, g.s_accuracy.mean(), g.s_accuracy.sem().fillna(0), **style)
+    label = "Cramér–Rao bound" if method == "ideal observer" else method
+    axes[1].errorbar(g.mo_rmse.mean().index, g.mo_rmse.mean(), g.mo_rmse.sem().fillna(0), **{**style, "label": label})
+axes[0].axhline(0.9, color="k", lw=0.5)
+axes[0].set_xscale("log"); axes[0].set_xlabel("dose [e⁻/Å²]"); axes[0].set_ylabel("balanced S-site accuracy")
+axes[1].set_xscale("log"); axes[1].set_yscale("log"); axes[1].set_xlabel("dose [e⁻/Å²]")
+axes[1].set_ylabel("Mo position RMSE [pm]")
+axes[0].legend(fontsize="small"); axes[1].legend(fontsize="small")
+plt.tight_layout()
+"""),
+("md", r"""
+Error bars are the standard error over frames. The dose each method needs for
+a balanced S-site accuracy of 0.9 (interpolated in log dose; NaN: not reached
+in the range swept):
+"""),
+("code", r"""
+needed = evaluation.dose_for_accuracy(sweep, 0.9)
+classical = needed[["raw", "gaussian", "wiener", "richardson_lucy"]]
+best_classical = classical.min()
+at_1e4 = sweep[np.isclose(sweep.dose, DOSES[np.argmin(abs(np.log(DOSES / 1e4)))])]
+checks = pd.DataFrame({
+    "figure": ["dose for 0.9, DeepSTEM [e⁻/Å²]", "dose for 0.9, best classical [e⁻/Å²]",
+               "dose for 0.9, ideal observer [e⁻/Å²]", "DeepSTEM / best classical", "DeepSTEM / ideal observer",
+               f"S-site accuracy near 1e4 ({at_1e4.dose.iloc[0]:.2g} e⁻/Å²)",
+               "Mo RMSE / Cramér–Rao near 1e4"],
+    "value": [needed["deepstem"], best_classical, needed["ideal observer"], needed["deepstem"] / best_classical,
+              needed["deepstem"] / needed["ideal observer"],
+              at_1e4[at_1e4.method == "deepstem"].s_accuracy.mean(),
+              at_1e4[at_1e4.method == "deepstem"].mo_rmse.mean() / at_1e4[at_1e4.method == "ideal observer"].mo_rmse.mean()],
+    "target (issue)": ["", "", "", "≤ 0.25", "≤ 2", "≥ 0.95", "≤ 1.5"],
+})
+display(needed.to_frame().round(0))
+checks.round(3)
+"""),
+("code", r"""
+# physics that must hold whatever the method: the ideal observer bounds every method's S-site accuracy (mean over frames)
+acc = sweep.groupby(["method", "dose"]).s_accuracy.mean().unstack(0)
+assert (acc["ideal observer"] >= acc.drop(columns="ideal observer").max(axis=1) - 0.03).all()
+assert acc["deepstem"].iloc[-1] > acc["raw"].iloc[-1] - 0.05
+"""),
+("md", r"""
+Read the table against the targets of the issue: where a figure falls short
+the table says so; nothing here is tuned to pass. Two things limit DeepSTEM at
+the lowest doses: with fewer than a few tens of electrons scattered by one S
+atom, the S₁/S₂ decision is noise-limited even for the ideal observer, and
+`find_atoms` must also *locate* the lattice from the data, which the ideal
+observer is given.
+
+## Speed
+
+DeepSTEM against Richardson–Lucy with 30 iterations, on the same 512 × 512
+frame, in the same run:
+"""),
+("code", r"""
+big = dataset.simulate_frame((512, 512), sampling=SAMPLING, dose=1e4, probe=PROBE, rng=3)
+psf = PROBE.intensity((64, 64), SAMPLING)
+ds.reconstruct(big.counts, PROBE, sampling=SAMPLING)
+timing = {}
+for name, run in [("DeepSTEM reconstruct()", lambda: ds.reconstruct(big.counts, PROBE, sampling=SAMPLING)),
+                  ("Richardson–Lucy, 30 iterations", lambda: baselines.richardson_lucy(big.counts, psf, 30))]:
+    t = []
+    for _ in range(3):
+        t0 = time.perf_counter(); run(); t.append(time.perf_counter() - t0)
+    timing[name] = np.median(t)
+speed = pd.DataFrame({"seconds per 512² frame": timing})
+speed["frames/s"] = 1 / speed["seconds per 512² frame"]
+speed.round(3)
+"""),
+("code", r"""
+ratio = timing["Richardson–Lucy, 30 iterations"] / timing["DeepSTEM reconstruct()"]
+print(f"reconstruct(): {1 / timing['DeepSTEM reconstruct()']:.1f} frames/s (target ≥ 5), "
+      f"{ratio:.1f}× faster than RL-30 (target ≥ 5×) on this machine, in this run")
+"""),
+("md", r"""
+## Summary
+
+* `find_atoms` labels every site Mo, S₂, S₁, empty S site or Mo adatom with a
+  posterior confidence, from a local lattice model and a mixture model anchored on
+  the image's own hollow sites.
+* The ideal observer {eq}`eq:ideal-observer` and the Cramér–Rao bound give the
+  physical limit on the same frames.
+* The dose sweep measures, for each method, the dose needed for 0.9 S-site
+  accuracy; the table above compares DeepSTEM with the best classical method
+  and with the ideal observer.
+
+Not yet in this chapter (and stated in the project's issue notes): the BM3D and
+supervised U-Net baselines and the literature dose chart (the paper's Fig. 1b).
+
+## What's next
+
+Chapter 6 runs this pipeline frame by frame on a simulated in situ series of
+MoS₂ forming from (NH₄)₂MoS₄.
+
+## Exercises
+
+1. Rerun the sweep with a probe that has 50 Å more defocus (`PROBE.with_aberrations(C10=-40.0)`)
+   while DeepSTEM is still given `PROBE`. What does the wrong probe cost?
+2. The ideal observer knows the positions. Give it positions off by 0.2 Å
+   (shift `frame.sites.x`) and recompute its accuracy at 10⁴ e⁻/Å².
+"""),
+("code", r"""
+# Solution 2
+shifted = dataset.simulate_frame((128, 128), sampling=SAMPLING, dose=1e4, probe=PROBE, rng=1)
+truth = np.asarray(shifted.sites.species).astype(str)
+s_sites = np.isin(truth, ["S2", "S1", "vacancy"])
+exact = limits.ideal_observer(shifted)
+shifted.sites.x = shifted.sites.x + 0.2
+off = limits.ideal_observer(shifted)
+print(f"accuracy with true positions {np.mean(exact[s_sites] == truth[s_sites]):.3f}, "
+      f"with positions off by 0.2 Å {np.mean(off[s_sites] == truth[s_sites]):.3f}")
+""", ["hide-cell"]),
+]
+write("notebooks/05_dose_evaluation.ipynb", cells)
