@@ -51,6 +51,15 @@ def _window(image: np.ndarray, corner, size: int):
     return image[np.ix_(rr, cc)], inside
 
 
+def _setup(frame, psf):
+    """PSF, electrons per pixel, expected counts and the local window's half-width and size."""
+    if psf is None:
+        psf = frame.probe.intensity((64, 64), frame.sampling)
+    epp = electrons_per_pixel(frame.dose, frame.sampling)
+    half = int(math.ceil(_PATCH / frame.sampling))
+    return psf, epp, linear_image(frame.obj, psf) * epp, half, 2 * half + 1
+
+
 def ideal_observer(frame, psf: np.ndarray | None = None) -> np.ndarray:
     """Species of every S site (S2 / S1 / vacancy) by maximum Poisson likelihood.
 
@@ -68,12 +77,7 @@ def ideal_observer(frame, psf: np.ndarray | None = None) -> np.ndarray:
         class; ``""`` for other sites.
     """
     s = frame.sampling
-    if psf is None:
-        psf = frame.probe.intensity((64, 64), s)
-    epp = electrons_per_pixel(frame.dose, s)
-    expected = linear_image(frame.obj, psf) * epp
-    half = int(math.ceil(_PATCH / s))
-    size = 2 * half + 1
+    psf, epp, expected, half, size = _setup(frame, psf)
     out = np.full(len(frame.sites), "", dtype=object)
     n_true = frame.sites.counts.get("S", np.zeros(len(frame.sites)))
     for n, sp in enumerate(frame.sites.species):
@@ -116,12 +120,7 @@ def cramer_rao(frame, species: str = "Mo", psf: np.ndarray | None = None, step: 
         One bound per column of that species [pm] (NaN for columns at the edge).
     """
     s = frame.sampling
-    if psf is None:
-        psf = frame.probe.intensity((64, 64), s)
-    epp = electrons_per_pixel(frame.dose, s)
-    expected = linear_image(frame.obj, psf) * epp
-    half = int(math.ceil(_PATCH / s))
-    size = 2 * half + 1
+    psf, epp, expected, half, size = _setup(frame, psf)
     sites = frame.sites
     index = np.flatnonzero(sites.species == species)
     bounds = np.full(len(index), np.nan)
