@@ -81,3 +81,6 @@ def test_evaluate_frame_scores_every_method():
     rows = pd.DataFrame(evaluation.evaluate_frame(f, rl_max=10))
     assert list(rows.method) == list(evaluation.METHODS) + ["ideal observer"]
     assert rows.s_accuracy.between(0, 1).all()
+    # the ideal observer knows more than any method: it is at least as accurate on the same frame
+    ideal = rows.set_index("method").s_accuracy["ideal observer"]
+    assert ideal >= rows[rows.method != "ideal observer"].s_accuracy.max() - 0.02
