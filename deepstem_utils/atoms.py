@@ -224,7 +224,7 @@ def _honeycomb_mo(columns: pd.DataFrame, a: float) -> np.ndarray:
     return is_mo
 
 
-def _mos2_sites(columns: pd.DataFrame, obj, sampling, shape, a: float | None, radius: float):
+def _mos2_sites(columns: pd.DataFrame, obj, sampling, shape, a: float | None):
     ny, nx = shape
     bright = _honeycomb_mo(columns, MOS2_A if a is None else a)
     mo = columns[bright].reset_index(drop=True)
@@ -252,7 +252,7 @@ def _mos2_sites(columns: pd.DataFrame, obj, sampling, shape, a: float | None, ra
     theta = np.angle(angle6) / 6
     bond = a / math.sqrt(3)
     smoothed = ndimage.gaussian_filter(obj, 0.2 / sampling, mode="reflect")
-    candidates, owners, hollows = [], [], []
+    candidates, hollows = [], []
     for i in np.flatnonzero(on_lattice):
         triads = []
         for offset in (math.pi / 6, math.pi / 6 + math.pi / 3):  # the two triads (S or hollow)
@@ -264,7 +264,6 @@ def _mos2_sites(columns: pd.DataFrame, obj, sampling, shape, a: float | None, ra
         chosen = int(np.argmax(values))
         candidates.extend(triads[chosen])
         hollows.extend(triads[1 - chosen])
-        owners.extend([i] * 3)
     candidates = np.array(candidates).reshape(-1, 2)
     # merge the S sites shared by neighbouring Mo (each bulk S site has three)
     s_sites, support = [], []
@@ -364,8 +363,8 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
         return out[["x", "y", "species", "confidence", "intensity"]].reset_index(drop=True)
     if len(columns) < 3:
         return empty
-    mo, on_lattice, s_sites, support, a, hollows = _mos2_sites(columns, array, sampling, array.shape, lattice_constant,
-                                                      radius)
+    mo, on_lattice, s_sites, support, a, hollows = _mos2_sites(columns, array, sampling, array.shape,
+                                                                lattice_constant)
     background = float(np.percentile(array, 20))
     s_int = _integrate(array - background, s_sites[:, 0], s_sites[:, 1], sampling, radius) if len(s_sites) else \
         np.array([])

@@ -118,13 +118,13 @@ def microscope_settings(signal) -> dict:
     def get(key):
         return md.get_item(tem + key) if md.has_item(tem + key) else None
 
-    energy = get("beam_energy")
+    energy, semiangle, magnification = get("beam_energy"), get("convergence_angle"), get("magnification")
     dwell = get("dwell_time")
     if dwell is None and md.has_item(tem + "Detector.dwell_time"):
         dwell = md.get_item(tem + "Detector.dwell_time")
     return {
         "energy": float(energy) * 1e3 if energy is not None else None,
-        "semiangle": float(get("convergence_angle")) if get("convergence_angle") is not None else None,
+        "semiangle": float(semiangle) if semiangle is not None else None,
         "dwell_time": float(dwell) * 1e6 if dwell is not None else None,
-        "magnification": float(get("magnification")) if get("magnification") is not None else None,
+        "magnification": float(magnification) if magnification is not None else None,
     }
