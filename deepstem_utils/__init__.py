@@ -34,14 +34,3 @@ __all__ = [
     "find_atoms",
     "measure_aberrations",
 ]
-
-
-def _not_yet(name: str, issue: str):
-    def missing(*args, **kwargs):
-        raise NotImplementedError(f"deepstem_utils.{name} is not available yet (it lands with the issue '{issue}')")
-
-    missing.__name__ = name
-    missing.__doc__ = f"Not available yet: lands with the issue '{issue}'."
-    return missing
-
-
