@@ -11,9 +11,11 @@
    intensity it holds, so rotations, strain, grain and mirror-twin boundaries
    do not break the model. S sites shared by neighbouring Mo are merged.
 3. **Species**: the integrated intensity of every S site is modelled as a
-   mixture of three Gaussians for 0, 1 and 2 S atoms with means ``b + k u``
-   (``b``: background, ``u``: one S atom) and variances growing with ``k``, fitted
-   by expectation-maximisation. Each site gets the class of highest posterior
+   mixture of three Gaussians for 0, 1 and 2 S atoms with means ``b``,
+   ``b + 2αu`` and ``b + 2u`` (``b``: background, ``u``: one S atom, ``α``: where a
+   single S sits between empty and full, 1/2 for a linear image, fitted for a
+   reconstruction) and variances growing with the number of atoms, fitted by
+   expectation-maximisation. Each site gets the class of highest posterior
    probability and that probability as its confidence. No fixed thresholds.
 """
 
@@ -138,11 +140,16 @@ def _mo_threshold(values: np.ndarray) -> float:
 def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iterations: int = 200):
     """EM for the intensities of S sites: 0, 1 or 2 S atoms.
 
-    Class ``k`` has mean ``b + k u`` and variance ``s0² + k v``. The spread ``s0``
-    of an empty site is measured at the hollow sites of the same image (``empty``),
-    which hold no atom in MoS₂, and anchors the level ``b``; ``b``, ``u`` (one S atom),
-    ``v`` and the class weights are fitted, with ``u`` kept within the band Z-contrast
-    allows and ``b`` within ``[-0.5 u, +0.6 u]`` of the hollow level.
+    Class ``k`` has mean ``b + c_k u`` with ``c = (0, 2α, 2)`` and variance
+    ``s0² + c_k v``. The spread ``s0`` of an empty site is measured at the hollow
+    sites of the same image (``empty``), which hold no atom in MoS₂, and anchors
+    the level ``b``; ``b``, ``u`` (one S atom), ``v`` and the class weights are
+    fitted, with ``u`` kept within the band Z-contrast allows and ``b`` within
+    ``[-0.5 u, +0.6 u]`` of the hollow level. ``α`` places the one-atom class
+    between the other two: 1/2 for an image linear in the number of atoms; a
+    regularised reconstruction need not be linear (a prior learned mostly from
+    full S₂ columns pulls a lone S towards S₂), so ``α`` is fitted too, within
+    0.3-0.8, once at least three sites belong to that class.
 
     Returns the posterior probabilities (n, 3) and the fitted parameters.
     """
@@ -151,11 +158,15 @@ def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iteratio
     u = max(unit0, 1e-12)
     s0 = s0_floor = max(mad, 0.05 * u)
     v = (0.2 * u) ** 2
+    alpha = 0.5
     weights = np.array([0.05, 0.1, 0.85])
-    k = np.arange(3)
+
+    def steps(a):
+        return np.array([0.0, 2 * a, 2.0])
 
     def posterior(x):
-        mean, var = b + k * u, s0**2 + k * v
+        c = steps(alpha)
+        mean, var = b + c * u, s0**2 + c * v
         logp = -0.5 * (x[:, None] - mean) ** 2 / var - 0.5 * np.log(2 * np.pi * var) + np.log(weights)
         p = np.exp(logp - logp.max(1, keepdims=True))
         return p / p.sum(1, keepdims=True)
@@ -163,10 +174,11 @@ def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iteratio
     for _ in range(iterations):
         x = np.minimum(values, b + 3 * u)  # winsorised: Mo-bright outliers must not inflate the fit
         post = posterior(x)
+        c = steps(alpha)
         # weighted least squares for the level b and the step u of the classes
-        w = post / (s0**2 + k * v)
-        A = np.array([[w.sum(), (w * k).sum()], [(w * k).sum(), (w * k * k).sum()]])
-        rhs = np.array([(w * x[:, None]).sum(), (w * k * x[:, None]).sum()])
+        w = post / (s0**2 + c * v)
+        A = np.array([[w.sum(), (w * c).sum()], [(w * c).sum(), (w * c * c).sum()]])
+        rhs = np.array([(w * x[:, None]).sum(), (w * c * x[:, None]).sum()])
         try:
             b_new, u_new = np.linalg.solve(A, rhs)
         except np.linalg.LinAlgError:
@@ -177,18 +189,23 @@ def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iteratio
         u_new = float(np.clip(u_new, 0.65 * unit0, 1.35 * unit0))
         b = float(np.clip(b_new, b_hollow - 0.5 * u_new, b_hollow + 0.6 * u_new))
         n_k = post.sum(0) + 1e-9
-        resid2 = (x[:, None] - (b + k * u_new)) ** 2
+        if n_k[1] >= 3:
+            level = float((post[:, 1] * x).sum() / n_k[1])
+            alpha = float(np.clip((level - b) / (2 * u_new), 0.3, 0.8))
+        c = steps(alpha)
+        resid2 = (x[:, None] - (b + c * u_new)) ** 2
         var_k = (post * resid2).sum(0) / n_k
         if n_k[0] >= 2:  # empty sites seen: their own spread (never below the hollow sites')
             s0 = math.sqrt(max(float(var_k[0]), s0_floor**2))
-        v_new = max(float(((var_k[1:] - s0**2) * n_k[1:]).sum() / (k[1:] * n_k[1:]).sum()), (0.03 * u_new) ** 2)
+        v_new = max(float(((var_k[1:] - s0**2) * n_k[1:]).sum() / (c[1:] * n_k[1:]).sum()), (0.03 * u_new) ** 2)
         weights = np.clip(n_k / n_k.sum(), 0.005, None)
         weights /= weights.sum()
         converged = abs(u_new - u) < 1e-7 * u and abs(v_new - v) < 1e-7 * v
         u, v = u_new, v_new
         if converged:
             break
-    return posterior(values), {"background": b, "per_atom": u, "sigma0": s0, "var_per_atom": v, "weights": weights}
+    return posterior(values), {"background": b, "per_atom": u, "sigma0": s0, "var_per_atom": v, "weights": weights,
+                               "one_atom_fraction": alpha}
 
 
 def _honeycomb_mo(columns: pd.DataFrame, a: float) -> np.ndarray:

@@ -66,10 +66,14 @@ PROBE = ds.Probe(80e3, 30.0, {"C10": 10.0, "C12": 15.0, "phi12": 0.3, "C21": 150
    The other triad, the hollow sites, is empty in MoS₂: it measures what "no atom"
    looks like in this very image.
 3. **Species**: S-site intensities are a mixture of three Gaussians for 0, 1
-   and 2 S atoms, with means $b + k u$ ($b$ from the hollow sites, $u$ fitted within
-   the band Z-contrast allows) and variances that grow with $k$, fitted by
-   expectation–maximisation. Each site gets its most probable class and that
-   posterior probability as its **confidence**. No fixed thresholds.
+   and 2 S atoms, with means $b$, $b + 2\alpha u$ and $b + 2u$ ($b$ from the hollow
+   sites, $u$ fitted within the band Z-contrast allows) and variances that grow
+   with the number of atoms, fitted by expectation–maximisation. For an image
+   linear in the atoms $\alpha = 1/2$; a regularised reconstruction need not be
+   linear (a prior learned mostly from full S₂ columns lifts a lone S towards
+   S₂), so $\alpha$ is fitted too, within 0.3–0.8, when enough sites hold one
+   atom. Each site gets its most probable class and that posterior probability
+   as its **confidence**. No fixed thresholds.
 """),
 ("code", r"""
 frame = dataset.simulate_frame((256, 256), sampling=SAMPLING, dose=1e4, probe=PROBE, rng=np.random.default_rng(42),
