@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["process_series", "register_drift", "frame_outputs", "FileFrames"]
+__all__ = ["process_series", "register_drift", "frame_outputs", "FileFrames", "load_atoms"]
 
 
 class FileFrames:
@@ -61,13 +61,51 @@ class FileFrames:
         return np.asarray(frame.compute() if hasattr(frame, "compute") else frame)
 
 
-def register_drift(previous: np.ndarray, current: np.ndarray, upsample: int = 10) -> tuple[float, float]:
-    """Shift (dy, dx) [px] that registers ``current`` onto ``previous`` (sub-pixel phase correlation)."""
+def register_drift(previous: np.ndarray, current: np.ndarray, upsample: int = 20, smooth: float = 2.0,
+                   coarse: float = 4.0, return_quality: bool = False):
+    """Shift (dy, dx) [px] that registers ``current`` onto ``previous`` (sub-pixel cross-correlation).
+
+    A crystal lattice (the graphene support, MoS₂) makes the cross-correlation
+    periodic, with a peak at every lattice vector. So the shift is found in two
+    steps: first on frames smoothed by ``coarse`` [px], where the lattice is gone
+    and only the non-periodic content (grain shapes, contamination) is left, then,
+    after moving ``current`` by that shift, on frames smoothed only by ``smooth``
+    [px] (against shot noise), where the lattice pins the sub-pixel remainder. A
+    Hann window tapers both frames (the frame edges do not move with the
+    specimen and would pull the estimate towards zero).
+
+    With ``return_quality`` the result is ``(dy, dx, z)``: ``z`` is the height of
+    the coarse correlation peak above the median of the correlation map, in
+    standard deviations of the map. Two frames of pure shot noise give about 5;
+    a frame with too little contrast (bare graphene at low dose) cannot be registered.
+    """
+    from scipy import ndimage
+    from skimage.filters import window
     from skimage.registration import phase_cross_correlation
 
-    shift, _, _ = phase_cross_correlation(np.asarray(previous, float), np.asarray(current, float),
-                                          upsample_factor=upsample, normalization=None)
-    return float(shift[0]), float(shift[1])
+    previous, current = np.asarray(previous, float), np.asarray(current, float)
+    taper = window("hann", previous.shape)
+
+    def prepare(a, sigma):
+        a = ndimage.gaussian_filter(a, sigma) if sigma > 0 else a
+        return (a - a.mean()) * taper  # without its mean, the taper itself does not correlate
+
+    def correlate(a, b, sigma, factor):
+        return phase_cross_correlation(prepare(a, sigma), prepare(b, sigma), upsample_factor=factor,
+                                       normalization=None)[0]
+
+    first = correlate(previous, current, coarse, 4) if coarse > 0 else np.zeros(2)
+    moved = np.fft.ifft2(ndimage.fourier_shift(np.fft.fft2(current), first)).real
+    rest = correlate(previous, moved, smooth, upsample)
+    if coarse > 0 and np.hypot(*rest) > coarse / 2:  # the fine step jumped to another lattice peak
+        rest = np.zeros(2)
+    shift = first + rest
+    if not return_quality:
+        return float(shift[0]), float(shift[1])
+    a, b = prepare(previous, coarse), prepare(current, coarse)
+    cc = np.fft.ifft2(np.fft.fft2(a) * np.conj(np.fft.fft2(b))).real
+    z = (cc.max() - np.median(cc)) / (cc.std() + 1e-30)
+    return float(shift[0]), float(shift[1]), float(z)
 
 
 def frame_outputs(out: Path, index: int) -> dict[str, Path]:
@@ -87,7 +125,12 @@ def _process_one(index: int, frame: np.ndarray, probe_dict: dict, sampling: floa
     torch.set_num_threads(1)  # one core per worker: scale with workers, not threads
     probe = Probe.from_dict(probe_dict)
     obj = reconstruct(frame, probe, sampling=sampling, weights=weights)
-    atoms = find_atoms(obj, sampling=sampling, material=material)
+    try:
+        atoms = find_atoms(obj, sampling=sampling, material=material)
+    except ValueError as error:  # early in a growth series there may be nothing to find yet
+        if "no MoS₂ lattice" not in str(error):
+            raise
+        atoms = pd.DataFrame({"x": [], "y": [], "species": [], "confidence": [], "intensity": []})
     atoms.insert(0, "frame", index)
     atoms["x_registered"] = atoms["x"] + shift[1]  # positions in the frame of the first image [Å]
     atoms["y_registered"] = atoms["y"] + shift[0]
@@ -103,7 +146,7 @@ def _process_one(index: int, frame: np.ndarray, probe_dict: dict, sampling: floa
 
 def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, weights=None,
                    material: str | None = "MoS2", scheduler: str | None = None, n_workers: int = 2,
-                   max_in_flight: int = 4, progress: bool = True) -> pd.DataFrame:
+                   max_in_flight: int = 4, progress: bool = True, max_jump: float = 1.0) -> pd.DataFrame:
     """Run the DeepSTEM pipeline on every frame of a series.
 
     Parameters
@@ -116,7 +159,8 @@ def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, we
         Pixel size [Å].
     out : str or Path
         Output directory: ``frame_NNNNN_object.npy``, ``frame_NNNNN_atoms.csv``,
-        ``drift.csv`` (cumulative shift of each frame [px] and [Å]) and ``summary.csv``.
+        ``drift.csv`` (cumulative shift of each frame [px] and [Å], the measured frame-to-frame
+        steps and their quality) and ``summary.csv``.
     weights : str or Path, optional
         Network weights (default: shipped).
     material : {"MoS2", None}
@@ -129,6 +173,12 @@ def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, we
         Frames submitted but not yet written, at most.
     progress : bool
         Show a progress bar (frames done).
+    max_jump : float
+        Stage drift is assumed smooth: a frame-to-frame shift farther than ``max_jump``
+        [px] (plus four robust standard deviations of the steps) from the median step is
+        taken as a failed registration and replaced by the median step (``reliable``
+        column of ``drift.csv``). Frames with too little contrast, such as bare
+        graphene at low dose, cannot be registered.
 
     Returns
     -------
@@ -147,21 +197,33 @@ def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, we
         raise ValueError("the series holds no frames")
     # drift: cheap, sequential, and needed in time order; kept in drift.csv so a resumed run reuses it
     drift_path = out / "drift.csv"
-    drift = pd.read_csv(drift_path) if drift_path.exists() else pd.DataFrame({"frame": [], "dy_px": [], "dx_px": []})
-    known = len(drift)
+    drift = pd.read_csv(drift_path) if drift_path.exists() else pd.DataFrame()
+    known = min(len(drift), n) if "quality" in drift else 0  # registrations of an earlier run are reused
     previous = np.asarray(frames[known - 1], float) if known else None
-    shifts = [(float(r.dy_px), float(r.dx_px)) for r in drift.itertuples()]
+    steps = [(float(r.step_dy), float(r.step_dx), float(r.quality)) for r in drift.iloc[:known].itertuples()]
     for i in range(known, n):
         current = np.asarray(frames[i], float)
         if current.ndim != 2:
             raise ValueError(f"frame {i} is not 2-D (shape {current.shape})")
-        if previous is None:
-            shifts.append((0.0, 0.0))
-        else:
-            dy, dx = register_drift(previous, current)
-            shifts.append((shifts[-1][0] + dy, shifts[-1][1] + dx))
+        steps.append((0.0, 0.0, np.inf) if previous is None else register_drift(previous, current, return_quality=True))
         previous = current
-    drift = pd.DataFrame({"frame": np.arange(n), "dy_px": [s[0] for s in shifts], "dx_px": [s[1] for s in shifts]})
+    # stage drift is smooth: a step far from the typical step is a failed registration (a frame with too
+    # little contrast, bare graphene at low dose, gives a random answer) and is replaced by the median step
+    step = np.array(steps, float).reshape(-1, 3)
+    reliable = np.ones(n, bool)
+    if n > 3:
+        typical = np.median(step[1:, :2], axis=0)
+        deviation = np.hypot(*(step[1:, :2] - typical).T)
+        spread = 1.4826 * np.median(deviation)
+        reliable[1:] = deviation <= max_jump + 4 * spread
+        used = np.where(reliable[:, None], step[:, :2], typical)
+    else:
+        used = step[:, :2].copy()
+    used[0] = 0.0
+    shifts = np.cumsum(used, axis=0)
+    drift = pd.DataFrame({"frame": np.arange(n), "dy_px": shifts[:, 0], "dx_px": shifts[:, 1],
+                          "step_dy": step[:, 0], "step_dx": step[:, 1], "quality": step[:, 2],
+                          "reliable": reliable})
     drift["dy_A"], drift["dx_A"] = drift.dy_px * sampling, drift.dx_px * sampling
     tmp = drift_path.with_suffix(".tmp")
     drift.to_csv(tmp, index=False)
@@ -211,3 +273,12 @@ def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, we
     (out / "run.json").write_text(json.dumps({"frames": n, "probe": probe_dict, "sampling": sampling,
                                               "material": material, "weights": str(weights)}, indent=2) + "\n")
     return summary
+
+
+def load_atoms(out: str | os.PathLike) -> pd.DataFrame:
+    """All frames' sites of a finished (or partial) :func:`process_series` run, in frame order."""
+    out = Path(out)
+    files = sorted(out.glob("frame_*_atoms.csv"))
+    if not files:
+        raise FileNotFoundError(f"no frame_*_atoms.csv in {out}: run process_series (or `deepstem series`) first")
+    return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
