@@ -48,6 +48,8 @@ DEFAULT_CONFIG = {
     "split": 0.5,
     "sparsity": 0.1,
     "atom_width": 0.1,
+    "s_vacancy": 0.06,
+    "s_divacancy": 0.02,
     "checkpoint_every": 200,
     "validation_frames": 8,
     "threads": 2,
@@ -85,7 +87,8 @@ def make_batch(config: dict, index) -> dict[str, torch.Tensor]:
     size = psf_grid(dataset.SAMPLING_RANGE[0])
     xs, ys, psfs, objs, samplings = [], [], [], [], []
     for _ in range(config["batch"]):
-        frame = dataset.simulate_frame((n, n), rng=rng)
+        frame = dataset.simulate_frame((n, n), rng=rng, s_vacancy=config["s_vacancy"],
+                                       s_divacancy=config["s_divacancy"])
         counts = frame.counts.astype(np.int64)
         if config["target"] == "split":
             x1 = rng.binomial(counts, p).astype(np.float64)
