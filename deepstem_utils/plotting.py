@@ -204,3 +204,50 @@ def draw_autoencoder(ax):
               ((4.3, 0.5), (10.45, 1.5))]
     for start, end in arrows:
         ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, color="k"))
+
+
+def show_series_panel(ax, obj: np.ndarray, atoms, sampling: float, title: str | None = None,
+                      bar: float = 5.0, species=("Mo", "S2", "S1", "vacancy", "Mo_adatom"), window=None):
+    """One panel of a time series in the style of the paper's Fig. 2.
+
+    The object map in grey, Mo as solid markers, S columns as yellow dots (S₁ open
+    orange, empty sites red crosses), Mo adatoms in dashed cyan circles and a
+    scale bar of ``bar`` [Å] labelled in nm (0.5 nm by default); no colour bar.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    obj : (ny, nx) ndarray
+        Object map.
+    atoms : DataFrame
+        ``x``, ``y`` [Å] and ``species`` of the sites in this frame.
+    sampling : float
+        Pixel size [Å].
+    title : str, optional
+    bar : float
+        Scale-bar length [Å].
+    species : tuple of str
+        Species drawn.
+    window : (float, float, float), optional
+        ``(x0, y0, width)`` [Å]: show only this square of the frame (clipped to the frame).
+    """
+    x, y = np.asarray(atoms["x"], float), np.asarray(atoms["y"], float)
+    labels = np.asarray(atoms["species"])
+    if window is not None:
+        ny, nx = obj.shape
+        n = min(int(round(window[2] / sampling)), nx, ny)
+        c0 = int(np.clip(round(window[0] / sampling), 0, nx - n))
+        r0 = int(np.clip(round(window[1] / sampling), 0, ny - n))
+        obj = obj[r0:r0 + n, c0:c0 + n]
+        x, y = x - c0 * sampling, y - r0 * sampling
+        inside = (x > -0.5 * sampling) & (x < (n - 0.5) * sampling) & (y > -0.5 * sampling) & (y < (n - 0.5) * sampling)
+        x, y, labels = x[inside], y[inside], labels[inside]
+    show_image(ax, obj, sampling, title, scalebar=False, colorbar=False,
+               vmin=0, vmax=float(np.percentile(obj, 99.8)))
+    add_scalebar(ax, bar, units="nm")
+    keep = np.isin(labels, species)
+    show_sites(ax, x[keep], y[keep], labels[keep], legend=False)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel("")
+    ax.set_ylabel("")
