@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"deepstem {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("reconstruct", help="reconstruct the object function of HAADF frames")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="input frames (.dm3 .dm4 .emd .hspy .tif .npy)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="input frames (.dm3 .dm4 .emd .hspy .tif .npy), or "
+                   "directories of them")
     p.add_argument("--probe", required=True, help="probe JSON (energy [eV], semiangle [mrad], aberrations, source_size [Å])")
     p.add_argument("--sampling", type=float, help="pixel size [Å]; needed for .npy and uncalibrated files")
     p.add_argument("--weights", help="model weights file; default: the weights shipped with the package")
@@ -69,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "every frame and find its atoms, as dask.distributed tasks. Writes DIR/frame_NNNNN_object.npy, "
                        "DIR/frame_NNNNN_atoms.csv, DIR/drift.csv and DIR/summary.csv. An interrupted run resumes: "
                        "finished frames are not redone.")
-    p.add_argument("frames", nargs="+", metavar="FRAMES", help="frame files in time order (each may be a stack)")
+    p.add_argument("frames", nargs="+", metavar="FRAMES", help="frame files in time order (each may be a stack), or "
+                   "a directory of them (sorted by name)")
     p.add_argument("--probe", required=True, help="probe JSON (energy [eV], semiangle [mrad], aberrations, source_size [Å])")
     p.add_argument("--sampling", type=float, help="pixel size [Å]; needed for .npy and uncalibrated files")
     p.add_argument("--weights", help="model weights file; default: the weights shipped with the package")
@@ -165,6 +167,27 @@ def _zemlin(args) -> int:
     return 0
 
 
+def _expand_inputs(paths) -> list[Path]:
+    """Input files: a directory stands for the image files in it (sorted; other files are skipped, with a note)."""
+    from .io import SUPPORTED
+
+    files = []
+    for name in paths:
+        path = Path(name)
+        if not path.is_dir():
+            files.append(path)
+            continue
+        found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED)
+        skipped = sorted(p.name for p in path.iterdir() if p.is_file() and p.suffix.lower() not in SUPPORTED)
+        if not found:
+            raise FileNotFoundError(f"directory {path} holds no image file ({' '.join(SUPPORTED)})")
+        if skipped:
+            print(f"note: skipped {len(skipped)} file(s) in {path} that are not images: {', '.join(skipped[:5])}"
+                  + (" ..." if len(skipped) > 5 else ""), file=sys.stderr)
+        files.extend(found)
+    return files
+
+
 def _check_out_dir(path: Path) -> Path:
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"--out {path} is a file, not a directory")
@@ -186,7 +209,7 @@ def _reconstruct(args) -> int:
     if args.weights is not None:
         load_model(args.weights)  # a bad weights file fails before any work
     out_dir = _check_out_dir(Path(args.out))
-    targets = [(Path(image), out_dir / f"{Path(image).stem}_object.hspy") for image in args.images]
+    targets = [(image, out_dir / f"{image.stem}_object.hspy") for image in _expand_inputs(args.images)]
     for _, target in targets:  # refuse before doing anything
         _check_output(target, args.overwrite)
     if len({t for _, t in targets}) != len(targets):
@@ -210,8 +233,8 @@ def _atoms(args) -> int:
 
     out_dir = _check_out_dir(Path(args.out))
     targets = []
-    for obj in args.objects:
-        stem = Path(obj).stem
+    for obj in _expand_inputs(args.objects):
+        stem = obj.stem
         stem = stem[: -len("_object")] if stem.endswith("_object") else stem
         targets.append((Path(obj), out_dir / f"{stem}_atoms.csv"))
     for _, target in targets:
@@ -239,7 +262,7 @@ def _series(args) -> int:
     if args.weights is not None:
         load_model(args.weights)
     out = _check_out_dir(Path(args.out))
-    frames = FileFrames(args.frames, sampling=args.sampling)
+    frames = FileFrames(_expand_inputs(args.frames), sampling=args.sampling)
     summary = process_series(frames, probe, frames.sampling, out, weights=args.weights,
                              material=None if args.material == "none" else args.material, scheduler=args.scheduler,
                              n_workers=args.workers, progress=not args.quiet)

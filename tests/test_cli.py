@@ -195,3 +195,36 @@ def test_reconstruct_cli_sampling_out_of_range_and_corrupt_weights(frame_files, 
     assert cli.main(base + ["--sampling", "0.16", "--weights", str(tmp / "w.pt")]) == 2
     assert "weights" in capsys.readouterr().err
     assert (tmp / "w.pt").read_bytes() == b"garbage"
+
+
+def test_cli_on_a_directory_of_mixed_files(frame_files, capsys):
+    """A directory stands for the images in it, whatever their format; other files are skipped with a note."""
+    hs = pytest.importorskip("hyperspy.api")
+    import numpy as np
+
+    tmp, frame = frame_files
+    mixed = tmp / "mixed"
+    mixed.mkdir()
+    signal = hs.signals.Signal2D(frame.counts.astype(np.float32))
+    for axis in signal.axes_manager.signal_axes:
+        axis.scale, axis.units = 0.016, "nm"  # calibrated in nm: read as 0.16 Å
+    signal.save(mixed / "a_calibrated.hspy")
+    np.save(mixed / "b_array.npy", frame.counts)
+    signal.save(mixed / "c_image.tif")
+    (mixed / "notes.txt").write_text("microscope log")
+    before = {p.name: p.read_bytes() for p in mixed.iterdir()}
+    argv = ["reconstruct", str(mixed), "--probe", str(tmp / "probe.json"), "--sampling", "0.16",
+            "--out", str(tmp / "mixed_out"), "--quiet"]
+    assert cli.main(argv) == 0
+    assert "notes.txt" in capsys.readouterr().err
+    written = sorted(p.name for p in (tmp / "mixed_out").iterdir())
+    assert written == ["a_calibrated_object.hspy", "b_array_object.hspy", "c_image_object.hspy"]
+    objects = [hs.load(tmp / "mixed_out" / name).data for name in written]
+    np.testing.assert_allclose(objects[0], objects[1], rtol=1e-5)  # same frame, whatever the format
+    assert cli.main(["atoms", str(tmp / "mixed_out"), "--out", str(tmp / "mixed_atoms"), "--quiet"]) == 0
+    assert len(list((tmp / "mixed_atoms").glob("*_atoms.csv"))) == 3
+    assert {p.name: p.read_bytes() for p in mixed.iterdir()} == before  # inputs untouched
+    empty = tmp / "empty"
+    empty.mkdir()
+    assert cli.main(["reconstruct", str(empty), "--probe", str(tmp / "probe.json"), "--out", str(tmp / "o2")]) == 2
+    assert "holds no image" in capsys.readouterr().err
