@@ -22,7 +22,7 @@ from .reconstruction import reconstruct
 __all__ = ["METHODS", "estimate", "evaluate_frame", "dose_sweep", "dose_for_accuracy"]
 
 #: Methods compared, in the order of the tables.
-METHODS = ("raw", "gaussian", "wiener", "richardson_lucy", "deepstem")
+METHODS = ("raw", "gaussian", "wiener", "richardson_lucy", "bm3d", "deepstem")
 
 
 def estimate(method: str, frame, psf: np.ndarray, rl_max: int = 100) -> np.ndarray:
@@ -33,6 +33,8 @@ def estimate(method: str, frame, psf: np.ndarray, rl_max: int = 100) -> np.ndarr
         return baselines.gaussian(frame.counts, 0.25 / frame.sampling)
     if method == "wiener":
         return baselines.wiener(frame.counts, psf)
+    if method == "bm3d":
+        return baselines.bm3d(frame.counts)
     if method == "richardson_lucy":
         best, best_psnr = None, -np.inf
         for est in baselines.richardson_lucy_path(frame.counts, psf, rl_max):

@@ -144,6 +144,8 @@ estimate goes through the same `find_atoms`:
 * **Wiener** deconvolution with the probe;
 * **Richardson–Lucy** with the probe, at its best iteration count per frame
   (chosen with the ground truth: generous to the baseline);
+* **BM3D**, the standard non-local denoiser, on the Anscombe-transformed counts
+  (`baselines.bm3d`, no deconvolution);
 * **DeepSTEM**: `reconstruct()` with the shipped weights;
 * the **ideal observer** and the Cramér–Rao bound.
 
@@ -156,6 +158,7 @@ sweep = evaluation.dose_sweep(DOSES, N_FRAMES, shape=(SIZE, SIZE), probe=PROBE, 
 print(f"{len(sweep)} scores in {time.time() - t0:.0f} s")
 summary = sweep.groupby(["method", "dose"], sort=False)[["s_accuracy", "mo_rmse"]].agg(["mean", "sem"])
 colors = {"raw": "0.6", "gaussian": "tab:purple", "wiener": "tab:brown", "richardson_lucy": "tab:orange",
+          "bm3d": "tab:green",
           "deepstem": "tab:blue", "ideal observer": "k"}
 fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
 for method, group in sweep.groupby("method", sort=False):
@@ -179,7 +182,7 @@ in the range swept):
 """),
 ("code", r"""
 needed = evaluation.dose_for_accuracy(sweep, 0.9)
-classical = needed[["raw", "gaussian", "wiener", "richardson_lucy"]]
+classical = needed[["raw", "gaussian", "wiener", "richardson_lucy", "bm3d"]]
 best_classical = classical.min()
 at_1e4 = sweep[np.isclose(sweep.dose, DOSES[np.argmin(abs(np.log(DOSES / 1e4)))])]
 checks = pd.DataFrame({

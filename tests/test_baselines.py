@@ -1,0 +1,42 @@
+"""The classical baselines of chapter 5: each must do what it claims on a known case."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import deepstem_utils as ds
+from deepstem_utils import baselines, metrics, specimen
+
+
+@pytest.fixture(scope="module")
+def blurred():
+    sites = specimen.mos2_lattice((16.0, 16.0))
+    obj = specimen.object_function(sites, (100, 100), 0.16)
+    psf = ds.Probe(80e3, 30.0, {"C30": -5e3}, source_size=0.5).intensity((64, 64), 0.16)
+    return obj, psf, ds.linear_image(obj, psf)
+
+
+def test_deconvolutions_sharpen_a_noiseless_image(blurred):
+    obj, psf, image = blurred
+    scale = obj.sum() / image.sum()
+    before = metrics.psnr(obj, image * scale)
+    for estimate in (baselines.wiener(image, psf, balance=1e-3), baselines.richardson_lucy(image, psf, 50)):
+        assert metrics.psnr(obj, estimate * obj.sum() / estimate.sum()) > before + 1.0
+    rl = baselines.richardson_lucy(image, psf, 20)
+    assert rl.sum() == pytest.approx(image.sum(), rel=0.02)  # RL keeps the counts
+
+
+def test_gaussian_keeps_the_counts(blurred):
+    _, _, image = blurred
+    assert baselines.gaussian(image, 2.0).sum() == pytest.approx(image.sum(), rel=1e-6)
+
+
+def test_bm3d_denoises_poisson_counts_without_bias():
+    y, x = np.mgrid[0:96, 0:96]
+    rate = 20 + 15 * np.sin(x / 6.0) * np.cos(y / 9.0)  # a smooth rate of 5-35 counts per pixel
+    counts = np.random.default_rng(0).poisson(rate).astype(float)
+    denoised = baselines.bm3d(counts)
+    assert denoised.shape == counts.shape and np.all(np.isfinite(denoised)) and denoised.min() >= 0
+    assert np.mean((denoised - rate) ** 2) < 0.25 * np.mean((counts - rate) ** 2)
+    assert denoised.mean() == pytest.approx(rate.mean(), rel=0.03)  # the inverse Anscombe is unbiased
