@@ -44,7 +44,7 @@ def main():
         drift = pd.read_csv(Path(tmp) / "drift.csv")
     raw = []
     for i in range(len(acq)):
-        found = ds.find_atoms(acq[i], sampling=sampling)
+        found = series.frame_atoms(acq[i], sampling)
         found.insert(0, "frame", i)
         found["x_registered"], found["y_registered"] = found.x + drift.dx_A[i], found.y + drift.dy_A[i]
         raw.append(found)

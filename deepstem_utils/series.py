@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["process_series", "register_drift", "frame_outputs", "FileFrames", "load_atoms"]
+__all__ = ["process_series", "register_drift", "frame_outputs", "frame_atoms", "FileFrames", "load_atoms"]
 
 
 class FileFrames:
@@ -113,24 +113,30 @@ def frame_outputs(out: Path, index: int) -> dict[str, Path]:
     return {"object": out / f"frame_{index:05d}_object.npy", "atoms": out / f"frame_{index:05d}_atoms.csv"}
 
 
+def frame_atoms(obj: np.ndarray, sampling: float, material: str | None = "MoS2") -> pd.DataFrame:
+    """:func:`find_atoms` for one frame of a series, quietly: a frame with nothing to find yet (bare
+    support early in a growth series) gives an empty table without a warning."""
+    import warnings
+
+    from .atoms import find_atoms
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="fewer than 3 columns stand out")
+        return find_atoms(obj, sampling=sampling, material=material)
+
+
 def _process_one(index: int, frame: np.ndarray, probe_dict: dict, sampling: float, weights, out: str,
                  material, shift: tuple[float, float]) -> dict:
     """One frame: reconstruct, find atoms, write both outputs atomically. Runs on a worker."""
     import torch
 
-    from .atoms import find_atoms
     from .optics import Probe
     from .reconstruction import reconstruct
 
     torch.set_num_threads(1)  # one core per worker: scale with workers, not threads
     probe = Probe.from_dict(probe_dict)
     obj = reconstruct(frame, probe, sampling=sampling, weights=weights)
-    try:
-        atoms = find_atoms(obj, sampling=sampling, material=material)
-    except ValueError as error:  # early in a growth series there may be nothing to find yet
-        if "no MoS₂ lattice" not in str(error):
-            raise
-        atoms = pd.DataFrame({"x": [], "y": [], "species": [], "confidence": [], "intensity": []})
+    atoms = frame_atoms(obj, sampling, material)
     atoms.insert(0, "frame", index)
     atoms["x_registered"] = atoms["x"] + shift[1]  # positions in the frame of the first image [Å]
     atoms["y_registered"] = atoms["y"] + shift[0]

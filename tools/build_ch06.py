@@ -271,7 +271,7 @@ DeepSTEM**: `find_atoms` on the raw frames, with the same registration.
 ("code", r"""
 raw_rows = []
 for i in range(N_FRAMES):
-    found = ds.find_atoms(acq[i], sampling=SAMPLING)
+    found = series.frame_atoms(acq[i], SAMPLING)
     found.insert(0, "frame", i)
     found["x_registered"] = found.x + drift.dx_A.iloc[i]
     found["y_registered"] = found.y + drift.dy_A.iloc[i]
@@ -317,7 +317,8 @@ precise column positions.
 
 Frames with few S₁ sites in view make the balanced accuracy jumpy: one missed
 S₁ among three moves it by a sixth. The first frames hold no grain yet (no S
-site, no accuracy).
+site, no accuracy); on bare graphene `find_atoms` reports nothing, as no peak
+stands out of the noise.
 
 ## Grains, vacancies and adatoms over time
 
@@ -422,8 +423,7 @@ workdir.cleanup()
   scoring every frame against the twin shows how far each frame's labels can be
   trusted, with and without DeepSTEM (the numbers are above, computed on this run).
   It also shows the limits: bare graphene at this dose cannot be registered (its
-  steps are replaced by the median drift), early frames with no grain show
-  spurious columns, and grains that come within a bond length of each other
+  steps are replaced by the median drift), and grains that come within a bond length of each other
   count as one for the pipeline before the twin merges them.
 
 ## Exercises
