@@ -216,9 +216,7 @@ def _honeycomb_mo(columns: pd.DataFrame, a: float) -> np.ndarray:
     median of its neighbours is Mo. This uses the structure, not a fixed intensity
     ratio, so it holds whatever the Z-contrast of the detector and the scale of the
     object. Columns with no neighbour are Mo-like only if as bright as the Mo found
-    elsewhere (adatoms on the support). Every Mo must also stand out of the noise
-    (ten robust standard deviations above the dimmer half of the peaks), so that
-    a frame of bare support shows no Mo.
+    elsewhere (adatoms on the support).
     """
     intensity = columns["intensity"].to_numpy()
     xy = columns[["x", "y"]].to_numpy()
@@ -240,12 +238,7 @@ def _honeycomb_mo(columns: pd.DataFrame, a: float) -> np.ndarray:
     mo_level = np.median(intensity[is_mo]) if is_mo.any() else level
     lonely = np.array(lonely, int)
     is_mo[lonely[intensity[lonely] >= 0.62 * mo_level]] = True
-    # a Mo column must stand far out of the noise: with no crystal in view (bare support at low dose) the
-    # brightest noise peaks would otherwise pass as Mo. The noise is read from the dimmer half of the peaks.
-    low = np.sort(intensity)[: max(len(intensity) // 2, 1)]
-    centre = float(np.median(low))
-    floor = centre + 10 * 1.4826 * float(np.median(np.abs(low - centre)))
-    return is_mo & (intensity > floor)
+    return is_mo
 
 
 class _NoLattice(ValueError):
@@ -258,8 +251,8 @@ def _mos2_sites(columns: pd.DataFrame, obj, sampling, shape, a: float | None):
     mo = columns[bright].reset_index(drop=True)
     xy = mo[["x", "y"]].to_numpy()
     if len(mo) < 3:
-        raise _NoLattice("fewer than 3 columns stand out of the noise as Mo: no MoS₂ found, so no sites are "
-                         "returned (for another material use material=None)")
+        raise _NoLattice("fewer than 3 bright columns: no MoS₂ found, so no sites are returned "
+                         "(for another material use material=None)")
     tree = cKDTree(xy)
     if a is None:
         d, _ = tree.query(xy, k=min(7, len(xy)))
@@ -390,9 +383,10 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
         spread = out["intensity"].std() if len(out) > 1 else 1.0
         out["confidence"] = 1 / (1 + np.exp(-(out["intensity"] / max(spread, 1e-12))))
         return out[["x", "y", "species", "confidence", "intensity"]].reset_index(drop=True)
-    if len(columns) < 3:
-        return empty
     try:
+        if len(columns) < 3:
+            raise _NoLattice("fewer than 3 bright columns: no MoS₂ found, so no sites are returned "
+                             "(for another material use material=None)")
         mo, on_lattice, s_sites, support, a, hollows = _mos2_sites(columns, array, sampling, array.shape,
                                                                     lattice_constant)
     except _NoLattice as message:  # bare support or noise: no site, and say why

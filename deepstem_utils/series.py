@@ -121,7 +121,7 @@ def frame_atoms(obj: np.ndarray, sampling: float, material: str | None = "MoS2")
     from .atoms import find_atoms
 
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="fewer than 3 columns stand out")
+        warnings.filterwarnings("ignore", message="fewer than 3 bright columns")
         return find_atoms(obj, sampling=sampling, material=material)
 
 

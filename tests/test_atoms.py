@@ -124,20 +124,10 @@ def test_scoring_can_fail():
     assert metrics.score_sites(shifted, sites, (30.0, 30.0))["mo_rmse"] > 25
 
 
-def test_find_atoms_on_bare_support_finds_nothing_and_says_why():
-    """Noise and a bare graphene sheet at low dose hold no Mo: no site, and a warning that says so."""
-    from deepstem_utils import specimen
-
-    sheet = specimen.graphene_lattice((30.0, 30.0))
-    obj = specimen.object_function(sheet, (200, 200), 0.15)
-    rng = np.random.default_rng(3)
-    for image in (rng.poisson(0.3, (200, 200)).astype(float), rng.poisson(obj * 2e4 * 0.15**2)):
-        with pytest.warns(UserWarning, match="no MoS₂"):
-            table = ds.find_atoms(image, sampling=0.15)
-        assert table.empty and list(table.columns[:4]) == ["x", "y", "species", "confidence"]
-    # one Mo atom on the same sheet stands out: found as an adatom
-    with_mo = sheet + specimen.Sites(np.array([15.0, 8.0, 22.0]), np.array([15.0, 20.0, 9.0]),
-                                     np.array(["Mo_adatom"] * 3, dtype=object), {"Mo": np.ones(3)})
-    counts = rng.poisson(specimen.object_function(with_mo, (200, 200), 0.15) * 2e4 * 0.15**2).astype(float)
-    table = ds.find_atoms(counts, sampling=0.15)
-    assert (table.species == "Mo_adatom").sum() == 3
+def test_find_atoms_with_nothing_to_find_says_why():
+    """An image without bright columns gives no site and a warning that says so (not an error)."""
+    image = np.zeros((120, 120))
+    image[60, 60] = 1.0  # a single bright pixel: one column, no lattice
+    with pytest.warns(UserWarning, match="no MoS₂"):
+        table = ds.find_atoms(image, sampling=0.15)
+    assert table.empty and list(table.columns[:4]) == ["x", "y", "species", "confidence"]

@@ -317,8 +317,8 @@ precise column positions.
 
 Frames with few S₁ sites in view make the balanced accuracy jumpy: one missed
 S₁ among three moves it by a sixth. The first frames hold no grain yet (no S
-site, no accuracy); on bare graphene `find_atoms` reports nothing, as no peak
-stands out of the noise.
+site, no accuracy); there `find_atoms`, which judges intensities only
+relative to each other, labels the brightest noise peaks as adatoms.
 
 ## Grains, vacancies and adatoms over time
 
@@ -423,7 +423,9 @@ workdir.cleanup()
   scoring every frame against the twin shows how far each frame's labels can be
   trusted, with and without DeepSTEM (the numbers are above, computed on this run).
   It also shows the limits: bare graphene at this dose cannot be registered (its
-  steps are replaced by the median drift), and grains that come within a bond length of each other
+  steps are replaced by the median drift), frames of bare graphene show noise
+  peaks labelled as adatoms (`find_atoms` has no absolute scale to tell a peak of
+  noise from one Mo atom), and grains that come within a bond length of each other
   count as one for the pipeline before the twin merges them.
 
 ## Exercises
