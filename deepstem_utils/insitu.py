@@ -656,6 +656,12 @@ class SeriesAcquisition:
         steps[0] = 0
         #: specimen position of every frame's pixel (0, 0) [Å], shape (n, 2)
         self.offsets = np.asarray(start, float) + np.cumsum(steps, 0)
+        low, high = self.offsets.min(0), self.offsets.max(0) + self.field
+        if np.any(low < -1.0) or np.any(high > np.asarray(extent) + 1.0):
+            raise ValueError(f"the field of view ({self.field[0]:.0f} × {self.field[1]:.0f} Å) and its drift over "
+                             f"{len(frames)} frames ({np.ptp(self.offsets, 0).round(1).tolist()} Å) do not fit in the "
+                             f"simulated area ({extent[0]:.0f} × {extent[1]:.0f} Å): use a smaller frame, less drift, "
+                             "or simulate_growth(..., extent=...) with a larger area")
         psf_size = 64
         while psf_size * sampling < 8.0:
             psf_size *= 2

@@ -84,6 +84,8 @@ def test_acquisition_truth_and_registration(twin):
     assert np.all((truth.x >= 0) & (truth.x <= 192 * 0.16))
     with pytest.raises(IndexError):
         acq[len(acq)]
+    with pytest.raises(ValueError, match="do not fit"):
+        insitu.SeriesAcquisition(twin, probe, shape=(600, 600), sampling=0.16)
 
 
 def test_series_registration_survives_frames_without_contrast(tmp_path, twin):
