@@ -37,6 +37,7 @@ against the twin's ground truth. **Everything shown here is simulated.**
 | `reconstruct()` and `find_atoms()` | necessary | {ref}`ch:autoencoder`, {ref}`ch:dose` |
 """),
 ("code", r"""
+import base64
 import math
 import tempfile
 from pathlib import Path
@@ -400,10 +401,11 @@ def draw(k):
 
 
 movie = animation.FuncAnimation(fig, draw, frames=len(shown), interval=250)
-plt.rcParams["animation.embed_limit"] = 40
-html = movie.to_jshtml(default_mode="once")
+gif = Path(workdir.name) / "series.gif"
+movie.save(gif, writer=animation.PillowWriter(fps=4), dpi=60)   # a GIF: plays offline, no script needed
 plt.close(fig)
-HTML(html)
+HTML(f'<img src="data:image/gif;base64,{base64.b64encode(gif.read_bytes()).decode()}" '
+     f'alt="the reconstructed series with the sites found, frame by frame" style="max-width: 480px">')
 """),
 ("code", r"""
 workdir.cleanup()
