@@ -193,8 +193,8 @@ lattices make the cross-correlation periodic, with a peak at every lattice
 vector. `series.register_drift` therefore first correlates strongly smoothed
 frames, where only non-periodic content is left (grain shapes, the film), and
 then refines on lightly smoothed ones, where the lattice pins the sub-pixel
-remainder. The first frames, bare graphene at 2 × 10⁴ e⁻/Å², hold almost no
-contrast (a third of a count per pixel) and cannot be registered at all; as
+remainder. The first frames, bare graphene at this dose, hold almost no
+contrast (the mean count per pixel is printed below) and cannot be registered at all; as
 stage drift is smooth, a step far from the typical step is replaced by the
 median step (marked in the plot).
 """),
@@ -219,6 +219,7 @@ ax.legend(ncol=2, fontsize="small")
 plt.show()
 step_error = np.hypot(*np.diff(np.stack([drift.dx_A.to_numpy() - true_shift[:, 0],
                                           drift.dy_A.to_numpy() - true_shift[:, 1]]), axis=1))
+print(f"frame 0 (bare graphene and film): {acq[0].mean():.2f} counts per pixel on average")
 print(f"{int(bad.sum())} of {N_FRAMES - 1} steps replaced; registration error: median {np.median(step_error) * 100:.0f} pm from one frame to the next, "
       f"{error[-1] * 100:.0f} pm accumulated after {N_FRAMES} frames, at most {error.max() * 100:.0f} pm")
 """),
