@@ -137,7 +137,8 @@ def _mo_threshold(values: np.ndarray) -> float:
     return 0.62 * level
 
 
-def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iterations: int = 200):
+def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iterations: int = 200,
+                   dopant_ratio: tuple[float, float] | None = None):
     """EM for the intensities of S sites: 0, 1 or 2 S atoms.
 
     Class ``k`` has mean ``b + c_k u`` with ``c = (0, 2α, 2)`` and variance
@@ -151,7 +152,11 @@ def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iteratio
     full S₂ columns pulls a lone S towards S₂), so ``α`` is fitted too, within
     0.3-0.8, once at least three sites belong to that class.
 
-    Returns the posterior probabilities (n, 3) and the fitted parameters.
+    With ``dopant_ratio = (lo, hi)`` a fourth class holds one S and one dopant atom,
+    mean ``b + (1 + r) u``, where the dopant scatters ``r`` times one S, fitted within
+    ``[lo, hi]`` (the band the Z-exponent allows).
+
+    Returns the posterior probabilities (n, 3 or 4) and the fitted parameters.
     """
     b = b_hollow = float(np.median(empty))
     mad = 1.4826 * float(np.median(np.abs(empty - b))) if len(empty) > 4 else 0.0
@@ -159,10 +164,13 @@ def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iteratio
     s0 = s0_floor = max(mad, 0.05 * u)
     v = (0.2 * u) ** 2
     alpha = 0.5
-    weights = np.array([0.05, 0.1, 0.85])
+    ratio = float(np.sqrt(dopant_ratio[0] * dopant_ratio[1])) if dopant_ratio else None
+    weights = np.array([0.05, 0.1, 0.85] + ([0.02] if dopant_ratio else []))
+    weights /= weights.sum()
+    cap = 3.0 if dopant_ratio is None else 2.0 + dopant_ratio[1]
 
     def steps(a):
-        return np.array([0.0, 2 * a, 2.0])
+        return np.array([0.0, 2 * a, 2.0] + ([1.0 + ratio] if dopant_ratio else []))
 
     def posterior(x):
         c = steps(alpha)
@@ -172,7 +180,7 @@ def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iteratio
         return p / p.sum(1, keepdims=True)
 
     for _ in range(iterations):
-        x = np.minimum(values, b + 3 * u)  # winsorised: Mo-bright outliers must not inflate the fit
+        x = np.minimum(values, b + cap * u)  # winsorised: Mo-bright outliers must not inflate the fit
         post = posterior(x)
         c = steps(alpha)
         # weighted least squares for the level b and the step u of the classes
@@ -192,6 +200,9 @@ def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iteratio
         if n_k[1] >= 3:
             level = float((post[:, 1] * x).sum() / n_k[1])
             alpha = float(np.clip((level - b) / (2 * u_new), 0.3, 0.8))
+        if dopant_ratio and n_k[3] >= 3:
+            level = float((post[:, 3] * x).sum() / n_k[3])
+            ratio = float(np.clip((level - b) / u_new - 1.0, *dopant_ratio))
         c = steps(alpha)
         resid2 = (x[:, None] - (b + c * u_new)) ** 2
         var_k = (post * resid2).sum(0) / n_k
@@ -205,7 +216,7 @@ def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iteratio
         if converged:
             break
     return posterior(values), {"background": b, "per_atom": u, "sigma0": s0, "var_per_atom": v, "weights": weights,
-                               "one_atom_fraction": alpha}
+                               "one_atom_fraction": alpha, "dopant_ratio": ratio}
 
 
 def _honeycomb_mo(columns: pd.DataFrame, a: float) -> np.ndarray:
@@ -338,7 +349,7 @@ def _cluster(points: np.ndarray, distance: float) -> list[np.ndarray]:
 
 
 def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2", *,
-               lattice_constant: float | None = None, radius: float = 0.7) -> pd.DataFrame:
+               lattice_constant: float | None = None, radius: float = 0.7, dopant: str | None = None) -> pd.DataFrame:
     """Locate atomic columns and identify their species.
 
     Parameters
@@ -354,6 +365,11 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
         MoS₂ lattice parameter [Å]; measured from the Mo-Mo distances if not given.
     radius : float
         Radius of the disk over which a column's intensity is integrated [Å].
+    dopant : str, optional
+        An element substituted on S sites (e.g. ``"Se"``): S sites holding one S and
+        one dopant atom become their own species, named after the element. Its
+        scattering relative to S is fitted within the band that Z-exponents
+        1.4-2.1 allow.
 
     Returns
     -------
@@ -404,7 +420,16 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
     if len(s_int):
         empty = _integrate(array - background, hollows[:, 0], hollows[:, 1], sampling, radius) if len(hollows) \
             else np.array([0.0])
-        post, params = _fit_s_mixture(s_int, unit0=0.19 * float(np.median(lattice_mo)), empty=empty)
+        ratio = None
+        if dopant is not None:
+            from .specimen import Z
+
+            if dopant not in Z or dopant in ("Mo", "S"):
+                raise ValueError(f"dopant must be an element symbol other than Mo and S from {sorted(Z)}, "
+                                 f"got {dopant!r}")
+            ratio = tuple(sorted(((Z[dopant] / Z["S"]) ** 1.4, (Z[dopant] / Z["S"]) ** 2.1)))
+        post, params = _fit_s_mixture(s_int, unit0=0.19 * float(np.median(lattice_mo)), empty=empty,
+                                      dopant_ratio=ratio)
         cls = post.argmax(1)
         conf = post.max(1)
         # an edge site held by a single Mo and empty is more likely beyond the edge than a vacancy
@@ -427,6 +452,6 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
         rows.append((x, y, "Mo" if lattice else "Mo_adatom", float(p), value))
     for (x, y), value, c, p, k in zip(s_sites, s_int, cls, conf, keep):
         if k:
-            rows.append((x, y, _S_CLASSES[c], float(p), value))
+            rows.append((x, y, _S_CLASSES[c] if c < 3 else dopant, float(p), value))
     out = pd.DataFrame(rows, columns=["x", "y", "species", "confidence", "intensity"])
     return out

@@ -153,6 +153,7 @@ SPECIES_STYLE = {
     "vacancy": dict(marker="x", s=20, color="red", linewidths=1.2, label="S vacancy"),
     "Mo_adatom": dict(marker="o", s=160, facecolor="none", edgecolor="cyan", linestyle="--", linewidths=1.2,
                       label="Mo adatom"),
+    "Se": dict(marker="o", s=22, facecolor="magenta", edgecolor="none", label="Se + S"),
     "column": dict(marker="+", s=20, color="tab:green", label="column"),
 }
 

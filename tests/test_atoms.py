@@ -131,3 +131,22 @@ def test_find_atoms_with_nothing_to_find_says_why():
     with pytest.warns(UserWarning, match="no MoS₂"):
         table = ds.find_atoms(image, sampling=0.15)
     assert table.empty and list(table.columns[:4]) == ["x", "y", "species", "confidence"]
+
+
+def test_dopant_on_s_sites_is_its_own_species():
+    """Se substituted for one S of a column (S + Se) is told apart from S2, S1 and Mo with dopant="Se"."""
+    sites = specimen.mos2_lattice((30.0, 30.0), rotation=0.2)
+    rng = np.random.default_rng(1)
+    s = rng.permutation(np.flatnonzero(sites.species == "S2"))
+    se, s1 = s[:15], s[15:25]
+    sites.counts["Se"] = np.zeros(len(sites))
+    sites.species[se], sites.counts["S"][se], sites.counts["Se"][se] = "Se", 1, 1
+    sites.species[s1], sites.counts["S"][s1] = "S1", 1
+    obj = specimen.object_function(sites, (200, 200), 0.15)
+    noisy = obj + rng.normal(0, 0.02 * obj.max(), obj.shape)
+    found = ds.find_atoms(noisy, sampling=0.15, dopant="Se")
+    score = metrics.score_sites(found, sites, (30.0, 30.0), species=("Mo", "S2", "S1", "vacancy", "Se"))
+    f1 = score["per_species"]["F1"]
+    assert f1["Se"] > 0.9 and f1["S1"] > 0.9 and f1["Mo"] > 0.95
+    with pytest.raises(ValueError, match="dopant"):
+        ds.find_atoms(noisy, sampling=0.15, dopant="Xx")
