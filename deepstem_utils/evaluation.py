@@ -62,7 +62,7 @@ def evaluate_frame(frame, methods=METHODS, rl_max: int = 100) -> list[dict]:
     for method in methods:
         est = estimate(method, frame, psf, rl_max)
         found = find_atoms(est, sampling=frame.sampling)
-        score = metrics.score_sites(found, frame.sites, extent)
+        score = metrics.score_sites(found, frame.sites, extent, missed_as_wrong=True)  # comparable with the ideal observer
         per = score["per_species"]
         rows.append({"method": method, "dose": frame.dose, "s_accuracy": score["s_site_accuracy"],
                      "mo_rmse": score["mo_rmse"], "F1_Mo": per.loc["Mo", "F1"], "F1_S2": per.loc["S2", "F1"],

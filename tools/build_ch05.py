@@ -150,6 +150,10 @@ estimate goes through the same `find_atoms`:
 * the **ideal observer** and the Cramér–Rao bound.
 
 The same specimen is imaged at every dose, so the doses differ only in the counts.
+The balanced S-site accuracy of the sweep is taken over **every** true S site: a
+site that a method does not find counts as misidentified. (Scored only on the
+sites it finds, a method that misses the hard ones at low dose would look better
+than the ideal observer, which labels every site.)
 """),
 ("code", r"""
 t0 = time.time()
@@ -200,11 +204,17 @@ display(needed.to_frame().round(0))
 checks.round(3)
 """),
 ("code", r"""
-# physics that must hold whatever the method: the ideal observer bounds every method's S-site accuracy (mean over frames)
+# physics that must hold whatever the method: the ideal observer bounds every method's S-site accuracy. Both are
+# scored on every true S site (a site a method does not find counts as misidentified), frame by frame; a method can
+# still beat it on a few frames by chance, so the bound is tested on the mean paired difference within 2 standard
+# errors (+0.03 for the quick mode's single frame)
 acc = sweep.groupby(["method", "dose"]).s_accuracy.mean().unstack(0)
-assert (acc["ideal observer"] >= acc.drop(columns="ideal observer").max(axis=1) - 0.03).all()
 print("mean balanced S-site accuracy per dose:")
 print(acc.round(3).to_string())
+paired = sweep.pivot_table(index=["dose", "frame"], columns="method", values="s_accuracy")
+excess = paired.drop(columns="ideal observer").sub(paired["ideal observer"], axis=0)   # method minus ideal observer
+mean, se = excess.groupby(level="dose").mean(), excess.groupby(level="dose").sem().fillna(0.0)
+assert (mean <= 2 * se + 0.03).all().all(), (mean - 2 * se).round(3)
 """),
 ("md", r"""
 Read the table against the targets of the issue: where a figure falls short
