@@ -9,6 +9,7 @@ the physical limit on the same frames.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -61,7 +62,9 @@ def evaluate_frame(frame, methods=METHODS, rl_max: int = 100) -> list[dict]:
     rows = []
     for method in methods:
         est = estimate(method, frame, psf, rl_max)
-        found = find_atoms(est, sampling=frame.sampling)
+        with warnings.catch_warnings():  # a method that finds no MoS2 at a low dose scores every site as missed
+            warnings.filterwarnings("ignore", message="fewer than 3 bright columns")
+            found = find_atoms(est, sampling=frame.sampling)
         score = metrics.score_sites(found, frame.sites, extent, missed_as_wrong=True)  # comparable with the ideal observer
         per = score["per_species"]
         rows.append({"method": method, "dose": frame.dose, "s_accuracy": score["s_site_accuracy"],
