@@ -76,8 +76,10 @@ def register_drift(previous: np.ndarray, current: np.ndarray, upsample: int = 20
 
     With ``return_quality`` the result is ``(dy, dx, z)``: ``z`` is the height of
     the coarse correlation peak above the median of the correlation map, in
-    standard deviations of the map. Two frames of pure shot noise give about 5;
-    a frame with too little contrast (bare graphene at low dose) cannot be registered.
+    standard deviations of the map (kept in ``drift.csv`` as a diagnostic; it
+    depends on the frame size and the smoothing, so :func:`process_series` judges
+    a step by its consistency with the others instead). A frame with too little
+    contrast (bare graphene at low dose) cannot be registered.
     """
     from scipy import ndimage
     from skimage.filters import window
