@@ -54,9 +54,9 @@ from deepstem_utils.imaging import dose_from_current
 from deepstem_utils.plotting import show_image, show_series_panel, show_sites
 
 plt.rcParams.update({"figure.dpi": 90})
-N_FRAMES = ds.choose(full=80, quick=14)        # frames in the series
+N_FRAMES = ds.choose(full=80, quick=10)        # frames in the series
 SIZE = ds.choose(full=512, quick=256)          # frame side [px]
-FRAME_TIME = ds.choose(full=0.6, quick=2.0)    # time from one frame to the next [s]
+FRAME_TIME = ds.choose(full=0.6, quick=2.5)    # time from one frame to the next [s]
 SAMPLING = 0.16                                # [Å/px]
 DOSE = 2e4                                     # per frame [e⁻/Å²] (assumption, see the text)
 DWELL = 2.0                                    # per pixel [µs] (assumption)
