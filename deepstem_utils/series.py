@@ -128,7 +128,7 @@ def frame_atoms(obj: np.ndarray, sampling: float, material: str | None = "MoS2")
 
 
 def _process_one(index: int, frame: np.ndarray, probe_dict: dict, sampling: float, weights, out: str,
-                 material, shift: tuple[float, float]) -> dict:
+                 material) -> dict:
     """One frame: reconstruct, find atoms, write both outputs atomically. Runs on a worker."""
     import torch
 
@@ -140,8 +140,6 @@ def _process_one(index: int, frame: np.ndarray, probe_dict: dict, sampling: floa
     obj = reconstruct(frame, probe, sampling=sampling, weights=weights)
     atoms = frame_atoms(obj, sampling, material)
     atoms.insert(0, "frame", index)
-    atoms["x_registered"] = atoms["x"] + shift[1]  # positions in the frame of the first image [Å]
-    atoms["y_registered"] = atoms["y"] + shift[0]
     paths = frame_outputs(Path(out), index)
     tmp = paths["object"].with_suffix(".tmp.npy")
     np.save(tmp, obj.astype(np.float32))
@@ -149,13 +147,46 @@ def _process_one(index: int, frame: np.ndarray, probe_dict: dict, sampling: floa
     tmp = paths["atoms"].with_suffix(".tmp")
     atoms.to_csv(tmp, index=False, float_format="%.4f")
     os.replace(tmp, paths["atoms"])  # the atoms file is written last: its presence marks the frame done
+    return _counts(index, atoms)
+
+
+def _counts(index: int, atoms: pd.DataFrame) -> dict:
     return {"frame": index, "sites": len(atoms), **atoms["species"].value_counts().to_dict()}
+
+
+def _drift_table(steps: np.ndarray, sampling: float, max_jump: float) -> pd.DataFrame:
+    """Cumulative drift from frame-to-frame steps ``(n, 3)`` (dy, dx [px], quality), failed steps replaced.
+
+    Stage drift is smooth: a step far from the typical step is a failed registration (a frame with too
+    little contrast, bare graphene at low dose, gives a random answer) and is replaced by the median step.
+    """
+    n = len(steps)
+    reliable = np.ones(n, bool)
+    if n > 3:
+        typical = np.median(steps[1:, :2], axis=0)
+        deviation = np.hypot(*(steps[1:, :2] - typical).T)
+        spread = 1.4826 * np.median(deviation)
+        reliable[1:] = deviation <= max_jump + 4 * spread
+        used = np.where(reliable[:, None], steps[:, :2], typical)
+    else:
+        used = steps[:, :2].copy()
+    used[0] = 0.0
+    shifts = np.cumsum(used, axis=0)
+    drift = pd.DataFrame({"frame": np.arange(n), "dy_px": shifts[:, 0], "dx_px": shifts[:, 1],
+                          "step_dy": steps[:, 0], "step_dx": steps[:, 1], "quality": steps[:, 2],
+                          "reliable": reliable})
+    drift["dy_A"], drift["dx_A"] = drift.dy_px * sampling, drift.dx_px * sampling
+    return drift
 
 
 def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, weights=None,
                    material: str | None = "MoS2", scheduler: str | None = None, n_workers: int = 2,
                    max_in_flight: int = 4, progress: bool = True, max_jump: float = 1.0) -> pd.DataFrame:
     """Run the DeepSTEM pipeline on every frame of a series.
+
+    Each frame is read once: the main process registers it against the previous
+    frame while the workers reconstruct and analyse the frames already sent, so
+    registration costs no wall time of its own.
 
     Parameters
     ----------
@@ -166,9 +197,10 @@ def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, we
     sampling : float
         Pixel size [Å].
     out : str or Path
-        Output directory: ``frame_NNNNN_object.npy``, ``frame_NNNNN_atoms.csv``,
-        ``drift.csv`` (cumulative shift of each frame [px] and [Å], the measured frame-to-frame
-        steps and their quality) and ``summary.csv``.
+        Output directory: ``frame_NNNNN_object.npy``, ``frame_NNNNN_atoms.csv`` (positions in
+        each frame's own coordinates), ``drift.csv`` (cumulative shift of each frame [px] and [Å],
+        the measured frame-to-frame steps and their quality) and ``summary.csv``.
+        :func:`load_atoms` joins the two into drift-corrected positions.
     weights : str or Path, optional
         Network weights (default: shipped).
     material : {"MoS2", None}
@@ -203,41 +235,18 @@ def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, we
     n = len(frames)
     if n == 0:
         raise ValueError("the series holds no frames")
-    # drift: cheap, sequential, and needed in time order; kept in drift.csv so a resumed run reuses it
+    # registrations of an earlier, finished run are reused (drift.csv); frames already written are not redone
     drift_path = out / "drift.csv"
-    drift = pd.read_csv(drift_path) if drift_path.exists() else pd.DataFrame()
-    known = min(len(drift), n) if "quality" in drift else 0  # registrations of an earlier run are reused
-    previous = np.asarray(frames[known - 1], float) if known else None
-    steps = [(float(r.step_dy), float(r.step_dx), float(r.quality)) for r in drift.iloc[:known].itertuples()]
-    for i in range(known, n):
-        current = np.asarray(frames[i], float)
-        if current.ndim != 2:
-            raise ValueError(f"frame {i} is not 2-D (shape {current.shape})")
-        steps.append((0.0, 0.0, np.inf) if previous is None else register_drift(previous, current, return_quality=True))
-        previous = current
-    # stage drift is smooth: a step far from the typical step is a failed registration (a frame with too
-    # little contrast, bare graphene at low dose, gives a random answer) and is replaced by the median step
-    step = np.array(steps, float).reshape(-1, 3)
-    reliable = np.ones(n, bool)
-    if n > 3:
-        typical = np.median(step[1:, :2], axis=0)
-        deviation = np.hypot(*(step[1:, :2] - typical).T)
-        spread = 1.4826 * np.median(deviation)
-        reliable[1:] = deviation <= max_jump + 4 * spread
-        used = np.where(reliable[:, None], step[:, :2], typical)
-    else:
-        used = step[:, :2].copy()
-    used[0] = 0.0
-    shifts = np.cumsum(used, axis=0)
-    drift = pd.DataFrame({"frame": np.arange(n), "dy_px": shifts[:, 0], "dx_px": shifts[:, 1],
-                          "step_dy": step[:, 0], "step_dx": step[:, 1], "quality": step[:, 2],
-                          "reliable": reliable})
-    drift["dy_A"], drift["dx_A"] = drift.dy_px * sampling, drift.dx_px * sampling
-    tmp = drift_path.with_suffix(".tmp")
-    drift.to_csv(tmp, index=False)
-    os.replace(tmp, drift_path)
+    old = pd.read_csv(drift_path) if drift_path.exists() else pd.DataFrame()
+    known = min(len(old), n) if "quality" in old else 0
+    steps = np.full((n, 3), np.nan)
+    if known:
+        steps[:known] = old[["step_dy", "step_dx", "quality"]].to_numpy(float)[:known]
+    todo = {i for i in range(n) if not frame_outputs(out, i)["atoms"].exists()}
 
-    todo = [i for i in range(n) if not frame_outputs(out, i)["atoms"].exists()]
+    def needed(i):  # frame i is read only when it is processed or registered
+        return i in todo or i >= known or (i + 1 < n and i + 1 >= known)
+
     own_cluster = None
     if scheduler is None:
         own_cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
@@ -246,36 +255,45 @@ def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, we
     else:
         client = Client(scheduler)
     probe_dict = probe.to_dict()
-
-    def shift_of(i):
-        return float(drift.dy_A.iloc[i]), float(drift.dx_A.iloc[i])
-
+    counts = {}
     bar = tqdm(total=n, initial=n - len(todo), desc="series", unit="frame", disable=not progress)
+
+    def collect(future):
+        record = future.result()  # raise a worker's error here
+        future.release()
+        counts[record["frame"]] = record
+        bar.update()
+
     try:
         pending = as_completed()
-        queue = iter(todo)
-        for i in queue:
-            pending.add(client.submit(_process_one, i, np.asarray(frames[i]), probe_dict, sampling, weights,
-                                      str(out), material, shift_of(i), pure=False))
-            if pending.count() >= max_in_flight:
-                break
+        previous = None
+        for i in range(n):
+            current = None
+            if needed(i):
+                current = np.asarray(frames[i], float)
+                if current.ndim != 2:
+                    raise ValueError(f"frame {i} is not 2-D (shape {current.shape})")
+            if i >= known:  # drift: sequential, in time order, overlapping the workers' frames
+                steps[i] = (0.0, 0.0, np.inf) if i == 0 else register_drift(previous, current, return_quality=True)
+            previous = current
+            if i in todo:
+                while pending.count() >= max_in_flight:
+                    collect(next(pending))
+                pending.add(client.submit(_process_one, i, current, probe_dict, sampling, weights, str(out),
+                                          material, pure=False))
         for future in pending:
-            future.result()  # raise a worker's error here
-            future.release()
-            bar.update()
-            nxt = next(queue, None)
-            if nxt is not None:
-                pending.add(client.submit(_process_one, nxt, np.asarray(frames[nxt]), probe_dict, sampling,
-                                          weights, str(out), material, shift_of(nxt), pure=False))
+            collect(future)
     finally:
         bar.close()
         client.close()
         if own_cluster is not None:
             own_cluster.close()
-    rows = []
-    for i in range(n):
-        atoms = pd.read_csv(frame_outputs(out, i)["atoms"])
-        rows.append({"frame": i, "sites": len(atoms), **atoms["species"].value_counts().to_dict()})
+    drift = _drift_table(steps, sampling, max_jump)
+    tmp = drift_path.with_suffix(".tmp")
+    drift.to_csv(tmp, index=False)
+    os.replace(tmp, drift_path)
+    rows = [counts[i] if i in counts else _counts(i, pd.read_csv(frame_outputs(out, i)["atoms"]))
+            for i in range(n)]
     summary = pd.DataFrame(rows).fillna(0).merge(drift[["frame", "dy_A", "dx_A"]], on="frame")
     summary.to_csv(out / "summary.csv", index=False)
     (out / "run.json").write_text(json.dumps({"frames": n, "probe": probe_dict, "sampling": sampling,
@@ -284,9 +302,19 @@ def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, we
 
 
 def load_atoms(out: str | os.PathLike) -> pd.DataFrame:
-    """All frames' sites of a finished (or partial) :func:`process_series` run, in frame order."""
+    """All frames' sites of a finished (or partial) :func:`process_series` run, in frame order.
+
+    When the run has written ``drift.csv``, the table also has ``x_registered`` and
+    ``y_registered`` [Å]: positions in the frame of the first image (drift removed).
+    """
     out = Path(out)
     files = sorted(out.glob("frame_*_atoms.csv"))
     if not files:
         raise FileNotFoundError(f"no frame_*_atoms.csv in {out}: run process_series (or `deepstem series`) first")
-    return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    table = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+    drift_path = out / "drift.csv"
+    if drift_path.exists():
+        drift = pd.read_csv(drift_path).set_index("frame")
+        table["x_registered"] = table.x + table.frame.map(drift.dx_A)  # positions in the first frame [Å]
+        table["y_registered"] = table.y + table.frame.map(drift.dy_A)
+    return table

@@ -29,16 +29,33 @@ def test_register_drift_finds_a_known_shift(drifting):
     assert dy == pytest.approx(-1.5, abs=0.3) and dx == pytest.approx(1.0, abs=0.3)
 
 
+class CountingFrames:
+    """A series that counts how often each frame is read (a long series on disk should be read once)."""
+
+    def __init__(self, frames):
+        self.frames, self.reads = frames, []
+
+    def __len__(self):
+        return len(self.frames)
+
+    def __getitem__(self, i):
+        self.reads.append(i)
+        return self.frames[i]
+
+
 def test_process_series_and_resume(tmp_path, drifting):
     out = tmp_path / "run"
-    summary = series.process_series(drifting, PROBE, 0.16, out, n_workers=1, progress=False)
+    counting = CountingFrames(drifting)
+    summary = series.process_series(counting, PROBE, 0.16, out, n_workers=1, progress=False)
+    assert counting.reads == [0, 1, 2, 3]  # each frame read once, in time order
     assert list(summary.frame) == [0, 1, 2, 3]
     assert (summary["Mo"] > 20).all()
     drift = pd.read_csv(out / "drift.csv")
     assert drift.dy_px.iloc[-1] == pytest.approx(-4.5, abs=0.6)
-    # registered positions of the same Mo column agree across frames
-    a0 = pd.read_csv(out / "frame_00000_atoms.csv")
-    a3 = pd.read_csv(out / "frame_00003_atoms.csv")
+    # registered positions of the same Mo column agree across frames (load_atoms joins drift.csv)
+    table = series.load_atoms(out)
+    a0, a3 = table[table.frame == 0], table[table.frame == 3]
+    assert np.allclose(a0.x_registered, a0.x) and not np.allclose(a3.y_registered, a3.y)
     from deepstem_utils.metrics import match_sites
 
     i, j = match_sites(a3.rename(columns={"x_registered": "x_", "y_registered": "y_"})
@@ -49,8 +66,10 @@ def test_process_series_and_resume(tmp_path, drifting):
     kept = series.frame_outputs(out, 1)["atoms"]
     stamp = kept.stat().st_mtime_ns
     done.unlink()
-    again = series.process_series(drifting, PROBE, 0.16, out, n_workers=1, progress=False)
+    counting = CountingFrames(drifting)
+    again = series.process_series(counting, PROBE, 0.16, out, n_workers=1, progress=False)
     assert done.exists() and kept.stat().st_mtime_ns == stamp
+    assert counting.reads == [2]  # the drift of the finished run is reused: only the missing frame is read
     pd.testing.assert_frame_equal(again, summary)
 
 
