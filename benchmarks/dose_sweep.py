@@ -48,7 +48,7 @@ def main():
     print("\ndose for 0.9 balanced S-site accuracy [e⁻/Å²]")
     for m, v in needed.items():
         print(f"| {m} | {v:.3g} |")
-    best = needed[["raw", "gaussian", "wiener", "richardson_lucy"]].min()
+    best = needed[["raw", "gaussian", "wiener", "richardson_lucy", "bm3d"]].min()
     print(f"\nDeepSTEM / best classical: {needed['deepstem'] / best:.2f} (target <= 0.25)")
     print(f"DeepSTEM / ideal observer: {needed['deepstem'] / needed['ideal observer']:.2f} (target <= 2)")
     big = dataset.simulate_frame((512, 512), sampling=0.16, dose=1e4, probe=PROBE, rng=3)

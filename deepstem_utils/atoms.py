@@ -138,7 +138,7 @@ def _mo_threshold(values: np.ndarray) -> float:
 
 
 def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iterations: int = 200,
-                   dopant_ratio: tuple[float, float] | None = None):
+                   dopant_ratio: tuple[float, float] | None = None, alpha0: float = 0.5):
     """EM for the intensities of S sites: 0, 1 or 2 S atoms.
 
     Class ``k`` has mean ``b + c_k u`` with ``c = (0, 2α, 2)`` and variance
@@ -150,7 +150,8 @@ def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iteratio
     between the other two: 1/2 for an image linear in the number of atoms; a
     regularised reconstruction need not be linear (a prior learned mostly from
     full S₂ columns pulls a lone S towards S₂), so ``α`` is fitted too, within
-    0.3-0.8, once at least three sites belong to that class.
+    0.3-0.8, once at least three sites belong to that class. It starts at
+    ``alpha0``, and stays there when fewer sites hold one atom.
 
     With ``dopant_ratio = (lo, hi)`` a fourth class holds one S and one dopant atom,
     mean ``b + (1 + r) u``, where the dopant scatters ``r`` times one S, fitted within
@@ -163,7 +164,7 @@ def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iteratio
     u = max(unit0, 1e-12)
     s0 = s0_floor = max(mad, 0.05 * u)
     v = (0.2 * u) ** 2
-    alpha = 0.5
+    alpha = float(np.clip(alpha0, 0.3, 0.8))
     ratio = float(np.sqrt(dopant_ratio[0] * dopant_ratio[1])) if dopant_ratio else None
     weights = np.array([0.05, 0.1, 0.85] + ([0.02] if dopant_ratio else []))
     weights /= weights.sum()
@@ -349,7 +350,8 @@ def _cluster(points: np.ndarray, distance: float) -> list[np.ndarray]:
 
 
 def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2", *,
-               lattice_constant: float | None = None, radius: float = 0.7, dopant: str | None = None) -> pd.DataFrame:
+               lattice_constant: float | None = None, radius: float = 0.7, dopant: str | None = None,
+               one_atom_fraction: float | None = None) -> pd.DataFrame:
     """Locate atomic columns and identify their species.
 
     Parameters
@@ -370,6 +372,14 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
         one dopant atom become their own species, named after the element. Its
         scattering relative to S is fitted within the band that Z-exponents
         1.4-2.1 allow.
+    one_atom_fraction : float, optional
+        Where one S atom lies between an empty S site (0) and S₂ (1) in this kind
+        of object: 1/2 for an image linear in the atoms (raw or deconvolved
+        frames); a network's object is not linear, and its value, measured on
+        simulated frames, is stored with its weights. The mixture model starts
+        there and refits it when enough sites hold one atom. Default: the value
+        in a Signal2D's ``metadata.DeepSTEM.one_atom_fraction`` (written by
+        :func:`reconstruct`), else 1/2.
 
     Returns
     -------
@@ -387,6 +397,13 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
     >>> sorted(set(atoms.species))
     ['Mo', 'S2']
     """
+    if one_atom_fraction is None:
+        metadata = getattr(obj, "metadata", None)
+        one_atom_fraction = metadata.get_item("DeepSTEM.one_atom_fraction", 0.5) if metadata is not None else 0.5
+    one_atom_fraction = float(one_atom_fraction)
+    if not 0.3 <= one_atom_fraction <= 0.8:
+        raise ValueError(f"one_atom_fraction must be between 0.3 and 0.8 (1/2 for a linear image), "
+                         f"got {one_atom_fraction}")
     array, sampling = _as_object(obj, sampling)
     if material not in ("MoS2", None, "none"):
         raise ValueError(f"material must be 'MoS2' or None, got {material!r}")
@@ -429,7 +446,7 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
                                  f"got {dopant!r}")
             ratio = tuple(sorted(((Z[dopant] / Z["S"]) ** 1.4, (Z[dopant] / Z["S"]) ** 2.1)))
         post, params = _fit_s_mixture(s_int, unit0=0.19 * float(np.median(lattice_mo)), empty=empty,
-                                      dopant_ratio=ratio)
+                                      dopant_ratio=ratio, alpha0=one_atom_fraction)
         cls = post.argmax(1)
         conf = post.max(1)
         # an edge site held by a single Mo and empty is more likely beyond the edge than a vacancy

@@ -600,6 +600,11 @@ def simulate_growth(n_frames: int, frame_time: float = 0.6, extent=(120.0, 100.0
     return frames
 
 
+#: Chapter 6's acquisition settings per frame (the defaults of :class:`SeriesAcquisition`): dose [e⁻/Å²],
+#: dwell time per pixel [µs], pixel size [Å].
+SERIES_DOSE, SERIES_DWELL_TIME, SERIES_SAMPLING = 2e4, 2.0, 0.16
+
+
 class SeriesAcquisition:
     """The twin's frames as a microscope records them: a lazy sequence of noisy frames.
 
@@ -637,8 +642,8 @@ class SeriesAcquisition:
         Z-exponent of the HAADF cross-sections.
     """
 
-    def __init__(self, frames, probe: Probe, shape=(512, 512), sampling: float = 0.16, dose: float = 2e4,
-                 dwell_time: float = 2.0, drift=(0.25, -0.15), drift_wander: float = 0.05, jitter: float = 0.03,
+    def __init__(self, frames, probe: Probe, shape=(512, 512), sampling: float = SERIES_SAMPLING,
+                 dose: float = SERIES_DOSE, dwell_time: float = SERIES_DWELL_TIME, drift=(0.25, -0.15), drift_wander: float = 0.05, jitter: float = 0.03,
                  frame_time: float = 0.6, start=None, seed: int = 0, gamma: float = 1.7):
         self.frames, self.probe = frames, probe
         self.shape, self.sampling, self.dose = tuple(shape), float(sampling), float(dose)

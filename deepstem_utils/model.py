@@ -29,10 +29,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["UNet", "decode", "wiener", "atom_blur", "encoder_input", "load_model", "save_model", "WEIGHTS", "WEIGHTS_FORMAT"]
+__all__ = ["UNet", "decode", "wiener", "atom_blur", "encoder_input", "load_model", "save_model",
+           "weights_calibration", "WEIGHTS", "SUPERVISED_WEIGHTS",
+           "WEIGHTS_FORMAT"]
 
 #: Where the shipped weights live (made by ``deepstem train``; see ``weights/deepstem.json``).
 WEIGHTS = Path(__file__).parent / "weights" / "deepstem.pt"
+#: The supervised baseline (same network and frames, trained against the ground truth; chapter 05).
+SUPERVISED_WEIGHTS = Path(__file__).parent / "weights" / "supervised_unet.pt"
 #: Tag stored in every weights file, checked on load.
 WEIGHTS_FORMAT = "deepstem-weights-v1"
 #: Regularisation of the Wiener channel, relative to |OTF(0)|² = 1.
@@ -252,6 +256,22 @@ def load_model(path: str | os.PathLike | None = None) -> tuple[UNet, dict]:
         raise ValueError(f"{path}: the weights do not fit the network they describe ({exc})") from None
     net.eval()
     return net, config
+
+
+def weights_calibration(path: str | os.PathLike | None = None) -> dict:
+    """The calibration stored beside a weights file (its ``.json``, key ``"calibration"``), or ``{}``.
+
+    ``one_atom_fraction``: where the object of a column holding one S atom lies
+    between an empty S site (0) and an S₂ column (1), measured on simulated frames
+    by ``tools/calibrate_weights.py``; 1/2 for an image linear in the atoms.
+    :func:`find_atoms` starts its mixture model there.
+    """
+    path = WEIGHTS if path is None else Path(path)
+    record = path.with_suffix(".json")
+    try:
+        return dict(json.loads(record.read_text()).get("calibration", {}))
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 def _psf_tensor(psf: np.ndarray) -> torch.Tensor:

@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib.font_manager import FontProperties
 from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
-__all__ = ["extent_of", "show_image", "add_scalebar", "nice_length"]
+__all__ = ["extent_of", "show_image", "add_scalebar", "nice_length", "dose_dwell_chart"]
 
 
 def extent_of(shape: tuple[int, int], sampling: float) -> tuple[float, float, float, float]:
@@ -252,3 +252,42 @@ def show_series_panel(ax, obj: np.ndarray, atoms, sampling: float, title: str | 
     ax.set_yticks([])
     ax.set_xlabel("")
     ax.set_ylabel("")
+
+
+def dose_dwell_chart(ax, points, currents=(5.0, 50.0, 500.0)):
+    """Dose per area against dwell time per area, log-log (the counterpart of Fig. 1b of Lee et al. 2021).
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    points : pandas.DataFrame
+        Columns ``label``, ``dose`` [e⁻/Å²], ``dwell`` [µs/Å²] and ``source``:
+        ``"computed"`` (this book's settings, filled circles) or ``"quoted"``
+        (a paper's values, open squares; the label should carry the citation).
+        Rows with a missing dose or dwell time are not drawn.
+    currents : sequence of float
+        Probe currents [pA] drawn as grey guide lines: at a fixed current, dose
+        and dwell time per area are proportional (dose = I t / e).
+    """
+    from .imaging import _E_CHARGE
+
+    drawn = points.dropna(subset=["dose", "dwell"])
+    if len(drawn):
+        lo = min(drawn.dwell.min(), drawn.dose.min() * _E_CHARGE / (max(currents) * 1e-18)) / 3
+        hi = max(drawn.dwell.max(), drawn.dose.max() * _E_CHARGE / (min(currents) * 1e-18)) * 3
+    else:
+        lo, hi = 1.0, 1e4
+    t = np.geomspace(lo, hi, 50)
+    for current in currents:
+        dose = current * 1e-12 * t * 1e-6 / _E_CHARGE  # [e⁻/Å²] from [pA] and [µs/Å²]
+        ax.plot(t, dose, color="0.8", lw=0.8, zorder=0)
+        ax.annotate(f"{current:g} pA", (t[-8], dose[-8]), color="0.5", fontsize="x-small", rotation=25)
+    markers = {"computed": dict(marker="o"), "quoted": dict(marker="s", mfc="none")}
+    for _, row in drawn.iterrows():
+        ax.plot(row.dwell, row.dose, ls="none", ms=7, label=row.label, **markers.get(row.source, {"marker": "x"}))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("dwell time per area [µs/Å²]")
+    ax.set_ylabel("dose per area [e⁻/Å²]")
+    ax.legend(fontsize="x-small", loc="upper left")
+    return ax

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from .dataset import SAMPLING_RANGE
-from .model import WEIGHTS, _ceil_to, _psf_tensor, atom_blur, encoder_input, load_model, psf_grid
+from .model import (WEIGHTS, _ceil_to, _psf_tensor, atom_blur, encoder_input, load_model, psf_grid,
+                    weights_calibration)
 from .optics import Probe
 
 __all__ = ["reconstruct", "MIN_SIDE", "SUPPORTED_SAMPLING"]
@@ -279,4 +280,7 @@ def _as_signal(obj: np.ndarray, signal, probe: Probe, weights, offset: float = 0
     out.metadata.set_item("DeepSTEM.weights", os.fspath(path))
     out.metadata.set_item("DeepSTEM.weights_sha256", _sha256(path))
     out.metadata.set_item("DeepSTEM.detector_offset_subtracted", float(offset))
+    calibration = weights_calibration(path)
+    if "one_atom_fraction" in calibration:  # read by find_atoms
+        out.metadata.set_item("DeepSTEM.one_atom_fraction", float(calibration["one_atom_fraction"]))
     return out

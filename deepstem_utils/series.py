@@ -115,16 +115,20 @@ def frame_outputs(out: Path, index: int) -> dict[str, Path]:
     return {"object": out / f"frame_{index:05d}_object.npy", "atoms": out / f"frame_{index:05d}_atoms.csv"}
 
 
-def frame_atoms(obj: np.ndarray, sampling: float, material: str | None = "MoS2") -> pd.DataFrame:
+def frame_atoms(obj: np.ndarray, sampling: float, material: str | None = "MoS2",
+                one_atom_fraction: float | None = None) -> pd.DataFrame:
     """:func:`find_atoms` for one frame of a series, quietly: a frame with nothing to find yet (bare
-    support early in a growth series) gives an empty table without a warning."""
+    support early in a growth series) gives an empty table without a warning.
+
+    ``one_atom_fraction`` is passed on (for a network's object: the value stored with its weights,
+    :func:`model.weights_calibration`)."""
     import warnings
 
     from .atoms import find_atoms
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="fewer than 3 bright columns")
-        return find_atoms(obj, sampling=sampling, material=material)
+        return find_atoms(obj, sampling=sampling, material=material, one_atom_fraction=one_atom_fraction)
 
 
 def _process_one(index: int, frame: np.ndarray, probe_dict: dict, sampling: float, weights, out: str,
@@ -132,13 +136,15 @@ def _process_one(index: int, frame: np.ndarray, probe_dict: dict, sampling: floa
     """One frame: reconstruct, find atoms, write both outputs atomically. Runs on a worker."""
     import torch
 
+    from .model import weights_calibration
     from .optics import Probe
     from .reconstruction import reconstruct
 
     torch.set_num_threads(1)  # one core per worker: scale with workers, not threads
     probe = Probe.from_dict(probe_dict)
     obj = reconstruct(frame, probe, sampling=sampling, weights=weights)
-    atoms = frame_atoms(obj, sampling, material)
+    level = weights_calibration(weights).get("one_atom_fraction")  # the network's one-S level, if measured
+    atoms = frame_atoms(obj, sampling, material, one_atom_fraction=level)
     atoms.insert(0, "frame", index)
     paths = frame_outputs(Path(out), index)
     tmp = paths["object"].with_suffix(".tmp.npy")

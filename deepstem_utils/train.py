@@ -12,6 +12,12 @@ information about noise in ``x2``, so reproducing it does not pay; with
 ``target="same"`` (the ablation) the network is scored on its own input and
 learns exactly that failure.
 
+``target="supervised"`` trains the same network the other way, the way a user
+of AtomAI-style tools would: its (atom-blurred) output is scored against the
+ground-truth object by the mean squared error. It needs ground truth, so it can
+only learn from simulations; it is the supervised baseline of chapter 05,
+written to ``supervised_unet.pt`` rather than ``deepstem.pt``.
+
 Run ``deepstem train --config CONFIG.json --out DIR`` or
 ``python -m deepstem_utils.train``.
 """
@@ -32,7 +38,10 @@ import torch
 from . import dataset
 from .model import UNet, atom_blur, decode, encoder_input, psf_grid, save_model
 
-__all__ = ["DEFAULT_CONFIG", "QUICK_CONFIG", "make_batch", "train", "main"]
+__all__ = ["DEFAULT_CONFIG", "QUICK_CONFIG", "TARGETS", "make_batch", "output_names", "train", "main"]
+
+#: Training targets: self-supervised with independent noise, its ablation, and the supervised baseline.
+TARGETS = ("split", "same", "supervised")
 
 #: The configuration of the shipped weights.
 DEFAULT_CONFIG = {
@@ -65,8 +74,9 @@ def _check_config(config: dict) -> dict:
         raise ValueError(f"unknown training option(s): {', '.join(sorted(unknown))}; "
                          f"known: {', '.join(DEFAULT_CONFIG)}")
     config = {**DEFAULT_CONFIG, **config}
-    if config["target"] not in ("split", "same"):
-        raise ValueError(f"target must be 'split' (independent noise) or 'same' (ablation), got {config['target']!r}")
+    if config["target"] not in TARGETS:
+        raise ValueError(f"target must be 'split' (independent noise), 'same' (ablation) or 'supervised' "
+                         f"(ground-truth baseline), got {config['target']!r}")
     if not 0 < config["split"] < 1:
         raise ValueError("split must be between 0 and 1 (the fraction of counts given to the encoder)")
     if config["crop"] % 2 ** (config["depth"] - 1):
@@ -78,8 +88,10 @@ def make_batch(config: dict, index) -> dict[str, torch.Tensor]:
     """The batch for step ``index`` (an int, or a tuple for held-out frames): inputs, targets, PSFs.
 
     Returns tensors ``inputs`` (b, 2, n, n), ``target`` (b, 1, n, n) in units where the
-    decoded image is compared directly, ``psf`` (b, 1, m, m), and ``obj`` (the ground
-    truth, for monitoring only: it never enters the loss).
+    decoded image is compared directly (for ``target="supervised"``: the ground-truth
+    object, compared with the encoder's output), ``psf`` (b, 1, m, m), and ``obj``
+    (the ground truth; in the self-supervised modes for monitoring only: it never
+    enters their loss).
     """
     rng = np.random.default_rng([config["seed"], *np.atleast_1d(index)])
     n = config["crop"]
@@ -90,13 +102,13 @@ def make_batch(config: dict, index) -> dict[str, torch.Tensor]:
         frame = dataset.simulate_frame((n, n), rng=rng, s_vacancy=config["s_vacancy"],
                                        s_divacancy=config["s_divacancy"])
         counts = frame.counts.astype(np.int64)
-        if config["target"] == "split":
+        if config["target"] == "split":  # self-supervised, independent halves
             x1 = rng.binomial(counts, p).astype(np.float64)
             x2 = counts - x1
             scale = max(x1.mean(), 1e-3)
             xs.append(x1 / scale)
             ys.append(x2 / (scale * (1 - p) / p))
-        else:
+        else:  # "same" scores the input itself; "supervised" replaces the target by the ground truth below
             scale = max(counts.mean(), 1e-3)
             xs.append(counts / scale)
             ys.append(counts / scale)
@@ -105,7 +117,8 @@ def make_batch(config: dict, index) -> dict[str, torch.Tensor]:
         objs.append(frame.obj * frame.electrons_per_pixel / scale * (p if config["target"] == "split" else 1))
     as_t = lambda a: torch.from_numpy(np.stack(a)[:, None].astype(np.float32))  # noqa: E731
     psf = as_t(psfs)
-    return {"inputs": encoder_input(as_t(xs), psf), "target": as_t(ys), "psf": psf, "obj": as_t(objs),
+    target = as_t(objs) if config["target"] == "supervised" else as_t(ys)
+    return {"inputs": encoder_input(as_t(xs), psf), "target": target, "psf": psf, "obj": as_t(objs),
             "sigma": torch.tensor(config["atom_width"] / np.array(samplings), dtype=torch.float32)}
 
 
@@ -124,6 +137,26 @@ def sparsity_penalty(obj: torch.Tensor, delta: float = 1e-3) -> torch.Tensor:
     return torch.mean(torch.sqrt(obj + delta))
 
 
+def supervised_loss(obj: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of the object, relative to the truth's mean square (so doses weigh alike)."""
+    return torch.mean((obj - truth) ** 2) / torch.mean(truth**2).clamp_min(1e-12)
+
+
+def _loss(config: dict, density: torch.Tensor, batch: dict) -> torch.Tensor:
+    obj = atom_blur(density, batch["sigma"])
+    if config["target"] == "supervised":
+        return supervised_loss(obj, batch["target"])
+    return poisson_loss(decode(obj, batch["psf"]), batch["target"])
+
+
+def output_names(config: dict) -> dict[str, str]:
+    """File names a run writes: ``weights``, ``checkpoint`` and ``log`` (the supervised baseline's differ)."""
+    if config.get("target") == "supervised":
+        return {"weights": "supervised_unet.pt", "checkpoint": "checkpoint_supervised.pt",
+                "log": "training_log_supervised.json"}
+    return {"weights": "deepstem.pt", "checkpoint": "checkpoint.pt", "log": "training_log.json"}
+
+
 def _lr(config: dict, step: int) -> float:
     t = step / max(config["steps"], 1)
     return config["lr_final"] + 0.5 * (config["lr"] - config["lr_final"]) * (1 + math.cos(math.pi * t))
@@ -135,10 +168,11 @@ def _save_checkpoint(path: Path, net, opt, step: int, log: list, config: dict):
     os.replace(tmp, path)  # atomic: a kill never leaves a half-written checkpoint
 
 
-def _validate(net, batch) -> dict:
+def _validate(net, batch, config: dict) -> dict:
     with torch.no_grad():
-        obj = atom_blur(net(batch["inputs"]), batch["sigma"])
-        loss = float(poisson_loss(decode(obj, batch["psf"]), batch["target"]))
+        density = net(batch["inputs"])
+        obj = atom_blur(density, batch["sigma"])
+        loss = float(_loss(config, density, batch))
         truth = batch["obj"]
         mse = float(torch.mean((obj - truth) ** 2))
         peak = float(truth.amax())
@@ -154,9 +188,10 @@ def train(config: dict | None = None, out: str | os.PathLike = "training", resum
     config : dict, optional
         Options (see :data:`DEFAULT_CONFIG`); missing ones take the defaults.
     out : str or Path
-        Directory for ``checkpoint.pt``, ``training_log.json`` and ``deepstem.pt`` (+ ``.json``).
+        Directory for ``checkpoint.pt``, ``training_log.json`` and ``deepstem.pt`` (+ ``.json``);
+        see :func:`output_names` for the supervised baseline's names.
     resume : bool
-        Continue from ``out/checkpoint.pt`` (same config required).
+        Continue from the checkpoint in ``out`` (same config required).
     overwrite : bool
         Replace existing final weights in ``out``.
     progress : bool
@@ -178,10 +213,11 @@ def train(config: dict | None = None, out: str | os.PathLike = "training", resum
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} is a file; give a directory")
     out.mkdir(parents=True, exist_ok=True)
-    final = out / "deepstem.pt"
+    names = output_names(config)
+    final = out / names["weights"]
     if final.exists() and not overwrite and not resume:
         raise FileExistsError(f"{final} exists; pass --overwrite to replace it or choose another --out")
-    ckpt_path = out / "checkpoint.pt"
+    ckpt_path = out / names["checkpoint"]
     if ckpt_path.exists() and not resume:
         raise FileExistsError(f"{ckpt_path} exists (an earlier run): pass --resume to continue it, "
                               "or choose another --out")
@@ -206,9 +242,8 @@ def train(config: dict | None = None, out: str | os.PathLike = "training", resum
             group["lr"] = _lr(config, step)
         batch = make_batch(config, step)
         density = net(batch["inputs"])
-        obj = atom_blur(density, batch["sigma"])
-        loss = poisson_loss(decode(obj, batch["psf"]), batch["target"])
-        if config["sparsity"]:
+        loss = _loss(config, density, batch)
+        if config["sparsity"] and config["target"] != "supervised":
             loss = loss + config["sparsity"] * sparsity_penalty(density)
         opt.zero_grad()
         loss.backward()
@@ -219,13 +254,13 @@ def train(config: dict | None = None, out: str | os.PathLike = "training", resum
         done = step + 1
         if done % config["checkpoint_every"] == 0 or done == config["steps"]:
             net.eval()
-            record = {"step": done, "train_loss": running / count, **_validate(net, held_out),
+            record = {"step": done, "train_loss": running / count, **_validate(net, held_out, config),
                       "seconds": time.time() - t0}
             net.train()
             log.append(record)
             running, count = 0.0, 0
             _save_checkpoint(ckpt_path, net, opt, done, log, config)
-            (out / "training_log.json").write_text(json.dumps(log, indent=1) + "\n")
+            (out / names["log"]).write_text(json.dumps(log, indent=1) + "\n")
     bar.close()
     net.eval()
     save_model(net, final, config, overwrite=True if (overwrite or resume) else False)
@@ -236,11 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deepstem train", description="Train the DeepSTEM encoder "
                                      "(self-supervised, on simulated frames; CPU).")
     parser.add_argument("--config", help="JSON file with training options (seed, steps, batch, crop [px], lr, "
-                        "base, depth, target 'split'|'same', split, checkpoint_every [steps], threads); "
+                        "base, depth, target 'split'|'same'|'supervised', split, checkpoint_every [steps], threads); "
                         "missing options take the defaults")
     parser.add_argument("--out", required=True, help="output directory (checkpoint.pt, training_log.json, "
-                        "deepstem.pt and deepstem.json)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+                        "deepstem.pt and deepstem.json; supervised_unet.pt etc. for target 'supervised')")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT")
     parser.add_argument("--overwrite", action="store_true", help="replace existing weights in OUT")
     parser.add_argument("--quick", action="store_true", help="a tiny run (seconds), for tests")
     args = parser.parse_args(argv)
@@ -255,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileExistsError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
         print(f"deepstem train: error: {exc}", file=sys.stderr)
         return 2
-    print(f"weights written to {Path(args.out) / 'deepstem.pt'} (final held-out loss {log[-1]['val_loss']:.5f})")
+    print(f"weights written to {Path(args.out) / output_names(config)['weights']} (final held-out loss {log[-1]['val_loss']:.5f})")
     return 0
 
 

@@ -150,3 +150,33 @@ def test_dopant_on_s_sites_is_its_own_species():
     assert f1["Se"] > 0.9 and f1["S1"] > 0.9 and f1["Mo"] > 0.95
     with pytest.raises(ValueError, match="dopant"):
         ds.find_atoms(noisy, sampling=0.15, dopant="Xx")
+
+
+def _nonlinear_object(seed=3):
+    """A frame with few S1 sites whose lone S reads at 0.75 of S2 (as a network's object can), not 0.5."""
+    sites = specimen.random_mos2((36.0, 36.0), rng=seed, s_vacancy=0.05, s_divacancy=0.0)
+    obj = _object(sites, (225, 225))
+    lone = sites.species == "S1"
+    extra = specimen.Sites(sites.x[lone], sites.y[lone], sites.species[lone],
+                           {e: c[lone] for e, c in sites.counts.items()})
+    return obj + 0.5 * _object(extra, (225, 225)), sites
+
+
+def test_one_atom_fraction_starts_the_mixture_where_the_object_puts_one_atom():
+    obj, sites = _nonlinear_object()
+    assert 2 <= np.sum(sites.species == "S1") <= 8  # too few lone S atoms to fit their level from the frame
+    recall = {}
+    for level in (0.5, 0.75):
+        found = ds.find_atoms(obj, sampling=S, one_atom_fraction=level)
+        recall[level] = metrics.score_sites(found, sites, (36.0, 36.0))["per_species"].loc["S1", "recall"]
+    assert recall[0.75] == 1.0 and recall[0.5] < 1.0
+    # reconstruct() writes the level into a Signal2D's metadata; find_atoms reads it from there
+    import hyperspy.api as hs
+
+    signal = hs.signals.Signal2D(obj)
+    for axis in signal.axes_manager.signal_axes:
+        axis.scale, axis.units = S, "Å"
+    signal.metadata.set_item("DeepSTEM.one_atom_fraction", 0.75)
+    pd.testing.assert_frame_equal(ds.find_atoms(signal), ds.find_atoms(obj, sampling=S, one_atom_fraction=0.75))
+    with pytest.raises(ValueError, match="one_atom_fraction"):
+        ds.find_atoms(obj, sampling=S, one_atom_fraction=1.5)

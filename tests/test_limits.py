@@ -84,3 +84,18 @@ def test_evaluate_frame_scores_every_method():
     # the ideal observer knows more than any method: it is at least as accurate on the same frame
     ideal = rows.set_index("method").s_accuracy["ideal observer"]
     assert ideal >= rows[rows.method != "ideal observer"].s_accuracy.max() - 0.02
+
+
+def test_network_one_atom_level_is_measured_and_stored(tmp_path):
+    from deepstem_utils import model
+
+    # the shipped network's level, measured on one frame, lies in the band find_atoms accepts ...
+    level = evaluation.measure_one_atom_fraction(weights=model.WEIGHTS, doses=(1e5,), n_frames=1, shape=(256, 256),
+                                                 progress=False)
+    assert 0.3 <= level["one_atom_fraction"] <= 0.8 and level["frames"] == 1
+    # ... the shipped networks carry theirs beside their weights, and evaluation starts find_atoms there
+    for method, path in (("deepstem", model.WEIGHTS), ("supervised_unet", model.SUPERVISED_WEIGHTS)):
+        stored = model.weights_calibration(path)["one_atom_fraction"]
+        assert evaluation.one_atom_fraction(method) == stored and 0.3 <= stored <= 0.8
+    assert evaluation.one_atom_fraction("raw") == 0.5
+    assert model.weights_calibration(tmp_path / "no_such.pt") == {}

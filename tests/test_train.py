@@ -84,3 +84,25 @@ def test_cli_quick_run_and_refusals(tmp_path, capsys):
     afile.write_text("mine")
     assert train.main(["--config", str(config), "--out", str(afile)]) == 2
     assert afile.read_text() == "mine"
+
+
+def test_supervised_target_is_the_ground_truth_and_learns(tmp_path):
+    config = {**TINY, "target": "supervised", "sparsity": 0.0}
+    batch = train.make_batch({**config, "batch": 2, "crop": 64}, 0)
+    assert torch.equal(batch["target"], batch["obj"])  # scored against the truth, not against counts
+    self_supervised = train.make_batch({**TINY, "batch": 2, "crop": 64, "target": "same"}, 0)
+    assert torch.equal(batch["inputs"], self_supervised["inputs"])  # the same frames and the same input
+    # a run writes its own files next to DeepSTEM's, never over them
+    out = tmp_path / "weights"
+    train.train(TINY, out, progress=False)
+    before = (out / "deepstem.pt").read_bytes()
+    _, log = train.train({**config, "steps": 40, "checkpoint_every": 20, "lr": 3e-3}, out, progress=False)
+    assert (out / "supervised_unet.pt").is_file() and (out / "deepstem.pt").read_bytes() == before
+    assert log[-1]["val_loss"] < log[0]["val_loss"]  # relative MSE against the truth falls
+
+
+def test_supervised_loss_is_relative_mse():
+    truth = torch.rand(2, 1, 8, 8)
+    assert float(train.supervised_loss(truth, truth)) == 0.0
+    assert float(train.supervised_loss(torch.zeros_like(truth), truth)) == pytest.approx(1.0)
+    assert float(train.supervised_loss(2 * truth, truth)) == pytest.approx(1.0)
