@@ -32,7 +32,9 @@ SUPPORTED_SAMPLING = (0.05, 0.30)
 
 @lru_cache(maxsize=4)
 def _cached_model(path: str | None, mtime: float):
-    return load_model(path)
+    net, config = load_model(path)
+    # channels-last convolutions are 15-25 % faster on CPU (oneDNN); the numbers are the same to float precision
+    return net.to(memory_format=torch.channels_last), config
 
 
 def _model(weights):
@@ -93,7 +95,7 @@ def _tiles(n: int, tile: int, overlap: int) -> list[int]:
 def _run_network(net, x: torch.Tensor, sigma: float, tile: int, overlap: int, progress: bool) -> np.ndarray:
     """Encoder (U-Net and atom blur) on a (1, 2, H, W) input, tiled with blended overlaps when large."""
     _, _, h, w = x.shape
-    encoder = lambda t: atom_blur(net(t), sigma)  # noqa: E731
+    encoder = lambda t: atom_blur(net(t.contiguous(memory_format=torch.channels_last)).contiguous(), sigma)  # noqa: E731
     if h <= tile and w <= tile:
         return encoder(x)[0, 0].numpy().astype(np.float64)
     out = np.zeros((h, w))
