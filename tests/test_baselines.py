@@ -40,3 +40,19 @@ def test_bm3d_denoises_poisson_counts_without_bias():
     assert denoised.shape == counts.shape and np.all(np.isfinite(denoised)) and denoised.min() >= 0
     assert np.mean((denoised - rate) ** 2) < 0.25 * np.mean((counts - rate) ** 2)
     assert denoised.mean() == pytest.approx(rate.mean(), rel=0.03)  # the inverse Anscombe is unbiased
+
+
+def test_atomap_gaussians_label_s_sites_from_the_frame():
+    import deepstem_utils as ds
+    from deepstem_utils import dataset, metrics
+
+    probe = ds.Probe(80e3, 30.0, {"C30": -5e3}, source_size=0.5)
+    frame = dataset.simulate_frame((160, 160), sampling=0.16, dose=5e4, probe=probe, rng=3, s_vacancy=0.15,
+                                   s_divacancy=0.05)
+    start = ds.find_atoms(frame.obj, sampling=0.16)  # the sites only; the species come from the Gaussians
+    start = start.assign(species=np.where(start.species.isin(["Mo", "Mo_adatom"]), start.species, "S2"))
+    found = baselines.atomap_sites(frame.counts, start, 0.16)
+    assert len(found) == len(start) and np.isfinite(found[["x", "y", "intensity"]].to_numpy()).all()
+    score = metrics.score_sites(found, frame.sites, (160 * 0.16, 160 * 0.16))
+    assert score["s_site_accuracy"] > 0.9  # S1 and empty sites recovered although every start said S2
+    assert score["mo_rmse"] < 10.0  # pm
