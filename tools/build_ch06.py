@@ -312,7 +312,9 @@ Read this comparison as it is. With a well-corrected, measured probe and
 2 × 10⁴ e⁻/Å² per frame, the raw counts integrated over a column already tell
 S₂ from S₁ well (chapter 5 shows the dose below which they stop doing so). The
 shipped network, trained on frames where most S sites hold two atoms, lifts
-some lone S atoms towards S₂, and `find_atoms` cannot always undo that: this
+some lone S atoms towards S₂, and `find_atoms` cannot always undo that (it
+starts from the level where the network puts one S atom on average, measured
+in chapter 5, but the lift varies from frame to frame): this
 is where DeepSTEM, as trained here, loses S₁ sites that the raw frame keeps.
 What the object map adds is a sharper, deconvolved picture, and with it more
 precise column positions.
