@@ -52,6 +52,10 @@ __all__ = [
     "CORRECTED_LIMITS",
 ]
 
+#: Spectrum pixels per Thon-ring period (in k) below which rings count as unresolved: a fit whose rings are
+#: denser than this inside its frequency range is redone on a finer spectrum (see :func:`fit_diffractogram`).
+RESOLVED = 4.0
+
 #: Unknowns of the solve, by order: (symbol, n, m).
 _TERMS = {
     1: [("C10", 1, 0), ("C12", 1, 2)],
@@ -437,6 +441,7 @@ def fit_diffractogram(
     initial: tuple[float, float, float] | None = None,
     amplitude_contrast: float | None = 0.07,
     fit_c30: bool = True,
+    tile: int | None = None,
 ) -> DiffractogramFit:
     """Fit the Thon rings of one image: apparent defocus and two-fold astigmatism.
 
@@ -465,6 +470,12 @@ def fit_diffractogram(
         Ratio w of absorption to phase of the film; the rings are sin²(χ - ψ) with
         ψ = atan(w). Fixed at 0.07 by default (an assumption for amorphous carbon:
         fitting it trades off against the defocus); None fits ψ.
+    tile : int, optional
+        Tile side of the power spectrum [px] (:func:`diffractogram`). By default the
+        frequency step is at most 0.01 1/Å; when the fitted rings turn out denser
+        than ``RESOLVED`` spectrum pixels per period inside the fitted range (strong
+        defocus or astigmatism: they alias into a moiré that can mislead the fit),
+        the image is refitted once with tiles twice as large, if it is big enough.
 
     Returns
     -------
@@ -485,8 +496,9 @@ def fit_diffractogram(
     """
     lam = wavelength(energy)
     free_c30 = fit_c30 or C30 is None
+    c30_given, k_range_given = C30, k_range
     C30 = 0.0 if C30 is None else float(C30)
-    spec = diffractogram(image, sampling=sampling)
+    spec = diffractogram(image, tile=tile, sampling=sampling)
     n = spec.shape[0]
     k_sampling = 1.0 / (n * sampling)
     nyquist = 0.5 / sampling
@@ -615,6 +627,12 @@ def fit_diffractogram(
     c1, a, b, psi, c30 = unpack(r.x)
     psi = (psi + np.pi / 2) % np.pi - np.pi / 2
     signed = np.sign(c1 + a * np.cos(2 * sec_phi) + b * np.sin(2 * sec_phi)) * mag
+    densest = max(abs(c1) + math.hypot(a, b), 1.0)
+    k_resolved = 1.0 / (2 * RESOLVED * lam * densest * k_sampling)  # dk = du / (2k) = 1 / (2 k λ C) per ring
+    if tile is None and k_resolved < k_range[1] and 2 * n <= min(np.shape(image)):
+        return fit_diffractogram(image, energy, sampling, C30=c30_given, k_range=k_range_given,
+                                 defocus_range=defocus_range, n_sectors=n_sectors, initial=initial,
+                                 amplitude_contrast=amplitude_contrast, fit_c30=fit_c30, tile=2 * n)
     return DiffractogramFit(float(c1), float(a), float(b), float(psi), float(-r.fun), tuple(k_range), float(c30),
                             sec_phi, signed)  # fmt: skip
 
