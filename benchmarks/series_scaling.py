@@ -67,7 +67,7 @@ def peak_memory(run):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lengths", type=int, nargs="+", default=[200, 1000])
+    parser.add_argument("--lengths", type=int, nargs="*", default=[200, 1000], help="series lengths for the memory table (none: skip it)")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--throughput-frames", type=int, default=40)
     args = parser.parse_args()
