@@ -127,16 +127,29 @@ def atomap_sites(image: np.ndarray, sites, sampling: float, one_atom_fraction: f
     image = _as_image(image)
     if len(sites) == 0:
         return pd.DataFrame({"x": [], "y": [], "species": [], "confidence": [], "intensity": []})
-    import atomap.api as am
+    with warnings.catch_warnings():  # atomap and its hyperspy imports warn about deprecations on import
+        warnings.simplefilter("ignore")
+        import atomap.api as am
 
     positions = np.column_stack([np.asarray(sites.x, float), np.asarray(sites.y, float)]) / sampling
+    if len(positions) < 10:
+        raise ValueError(f"Atomap's refinement needs at least 10 columns (it fits each among its nearest "
+                         f"neighbours), got {len(positions)}")
     species = np.asarray(sites.species).astype(object).copy()
     hollows = _hollow_sites(positions, species.astype(str), image.shape)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        lattice = am.Sublattice(np.vstack([positions, hollows]), image=image)
-        lattice.find_nearest_neighbors()
-        lattice.refine_atom_positions_using_2d_gaussian(show_progressbar=False)
+    import logging
+
+    log = logging.getLogger("hyperspy")
+    level = log.level
+    log.setLevel(logging.ERROR)  # a Gaussian on an empty (hollow) site often ends its fit unconverged: expected
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lattice = am.Sublattice(np.vstack([positions, hollows]), image=image)
+            lattice.find_nearest_neighbors()
+            lattice.refine_atom_positions_using_2d_gaussian(show_progressbar=False)
+    finally:
+        log.setLevel(level)
     n = len(positions)
     x = np.array(lattice.x_position)[:n] * sampling
     y = np.array(lattice.y_position)[:n] * sampling

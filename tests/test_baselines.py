@@ -56,3 +56,11 @@ def test_atomap_gaussians_label_s_sites_from_the_frame():
     score = metrics.score_sites(found, frame.sites, (160 * 0.16, 160 * 0.16))
     assert score["s_site_accuracy"] > 0.9  # S1 and empty sites recovered although every start said S2
     assert score["mo_rmse"] < 10.0  # pm
+
+
+def test_atomap_sites_needs_enough_columns():
+    import pandas as pd
+
+    sites = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [1.0, 1.0, 2.0], "species": ["Mo", "Mo", "S2"]})
+    with pytest.raises(ValueError, match="at least 10 columns"):
+        baselines.atomap_sites(np.ones((64, 64)), sites, 0.16)
