@@ -151,8 +151,10 @@ def atomap_sites(image: np.ndarray, sites, sampling: float, one_atom_fraction: f
     finally:
         log.setLevel(level)
     n = len(positions)
-    x = np.array(lattice.x_position)[:n] * sampling
-    y = np.array(lattice.y_position)[:n] * sampling
+    x = np.array(lattice.x_position, float)[:n] * sampling
+    y = np.array(lattice.y_position, float)[:n] * sampling
+    lost = ~(np.isfinite(x) & np.isfinite(y))  # a fit that diverged (low dose): keep the starting position
+    x[lost], y[lost] = positions[lost, 0] * sampling, positions[lost, 1] * sampling
     # Atomap's Gaussian2D amplitude A is the Gaussian's integral (HyperSpy's convention), not its height
     fitted = np.clip(np.nan_to_num(np.array(lattice.atom_amplitude_gaussian2d, float)), 0, None)
     volume, empty = fitted[:n], fitted[n:]
