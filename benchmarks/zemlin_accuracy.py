@@ -26,6 +26,8 @@ NAMES = {"C1": "C10", "A1": "C12", "B2": "C21", "A2": "C23", "C3": "C30"}
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", type=int, default=20)
+    parser.add_argument("--first", type=int, default=0, help="index of the first set (sets are seeded one by one, "
+                        "so a long run can be split: --first 6 --sets 14)")
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--seed", type=int, default=2021)
     args = parser.parse_args()
@@ -33,7 +35,7 @@ def main():
     offset = -400.0
     rows = []
     print(f"{'set':>3} | " + " | ".join(f"{n:>8}" for n in NAMES) + " | seconds")
-    for i in range(args.sets):
+    for i in range(args.first, args.first + args.sets):
         rng = np.random.default_rng([args.seed, i])  # each set reproducible on its own
         ab = zemlin.random_aberrations(rng)
         recorded = dict(ab, C10=ab["C10"] + offset)
