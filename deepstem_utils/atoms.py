@@ -337,6 +337,19 @@ def _mos2_sites(columns: pd.DataFrame, obj, sampling, shape, a: float | None):
     return mo, on_lattice, s_sites, support, a, hollows
 
 
+def _fitted_intensities(counts, psf, shape, sampling, mo, s_sites, hollows):
+    """Intensities of the Mo columns, S sites and hollow sites fitted jointly to the counts."""
+    from .quantify import column_intensities
+
+    frame = np.asarray(getattr(counts, "data", counts), dtype=float)
+    if frame.shape != tuple(shape):
+        raise ValueError(f"counts must have the object's shape {tuple(shape)}, got {frame.shape}")
+    xy = np.vstack([mo[["x", "y"]].to_numpy(), s_sites.reshape(-1, 2), hollows.reshape(-1, 2)])
+    fitted, _ = column_intensities(frame, xy[:, 0], xy[:, 1], np.asarray(psf, dtype=float), sampling)
+    n_mo, n_s = len(mo), len(s_sites)
+    return fitted[:n_mo], fitted[n_mo:n_mo + n_s], fitted[n_mo + n_s:]
+
+
 def _cluster(points: np.ndarray, distance: float) -> list[np.ndarray]:
     from scipy.sparse.csgraph import connected_components
     from scipy.sparse import coo_matrix
@@ -351,7 +364,7 @@ def _cluster(points: np.ndarray, distance: float) -> list[np.ndarray]:
 
 def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2", *,
                lattice_constant: float | None = None, radius: float = 0.7, dopant: str | None = None,
-               one_atom_fraction: float | None = None) -> pd.DataFrame:
+               one_atom_fraction: float | None = None, counts=None, psf: np.ndarray | None = None) -> pd.DataFrame:
     """Locate atomic columns and identify their species.
 
     Parameters
@@ -379,14 +392,24 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
         simulated frames, is stored with its weights. The mixture model starts
         there and refits it when enough sites hold one atom. Default: the value
         in a Signal2D's ``metadata.DeepSTEM.one_atom_fraction`` (written by
-        :func:`reconstruct`), else 1/2.
+        :func:`reconstruct`), else 1/2 (always 1/2 with ``counts``).
+    counts : (ny, nx) ndarray or Signal2D, optional
+        The frame ``obj`` was made from [counts]. With ``psf``, every column's
+        intensity is fitted to these counts by the linear image model at the
+        positions found in ``obj`` (:func:`quantify.column_intensities`), instead of
+        integrating ``obj``: the object map locates, the counts quantify, and the
+        intensities are linear in the atoms whatever made ``obj``.
+    psf : (k, k) ndarray, optional
+        Probe intensity on the frame's pixel grid (:meth:`Probe.intensity`), centred
+        on pixel ``k // 2``; needed with ``counts``.
 
     Returns
     -------
     pandas.DataFrame
         One row per site: ``x``, ``y`` [Å] (contract convention), ``species``,
         ``confidence`` (0-1, the posterior probability of the species), and
-        ``intensity`` (integrated object over the disk).
+        ``intensity`` (integrated object over the disk, or with ``counts`` the
+        fitted counts of the column).
 
     Examples
     --------
@@ -397,6 +420,10 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
     >>> sorted(set(atoms.species))
     ['Mo', 'S2']
     """
+    if (counts is None) != (psf is None):
+        raise ValueError("counts and psf go together: give both (the frame and its probe intensity) or neither")
+    if one_atom_fraction is None and counts is not None:
+        one_atom_fraction = 0.5  # fitted by the linear model: one S atom is half of S2
     if one_atom_fraction is None:
         metadata = getattr(obj, "metadata", None)
         one_atom_fraction = metadata.get_item("DeepSTEM.one_atom_fraction", 0.5) if metadata is not None else 0.5
@@ -427,16 +454,20 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
 
         warnings.warn(str(message), stacklevel=2)
         return empty
-    background = float(np.percentile(array, 20))
-    s_int = _integrate(array - background, s_sites[:, 0], s_sites[:, 1], sampling, radius) if len(s_sites) else \
-        np.array([])
-    mo_int = mo["intensity"].to_numpy()
+    if counts is not None:
+        mo_int, s_int, hollow_int = _fitted_intensities(counts, psf, array.shape, sampling, mo, s_sites, hollows)
+    else:
+        background = float(np.percentile(array, 20))
+        s_int = _integrate(array - background, s_sites[:, 0], s_sites[:, 1], sampling, radius) if len(s_sites) \
+            else np.array([])
+        hollow_int = _integrate(array - background, hollows[:, 0], hollows[:, 1], sampling, radius) \
+            if len(hollows) else np.array([0.0])
+        mo_int = mo["intensity"].to_numpy()
     rows = []
     # Mo: confidence that the column is Mo rather than an S2 column (two-Gaussian posterior on intensity)
     lattice_mo = mo_int[on_lattice]
     if len(s_int):
-        empty = _integrate(array - background, hollows[:, 0], hollows[:, 1], sampling, radius) if len(hollows) \
-            else np.array([0.0])
+        empty = hollow_int if len(hollow_int) else np.array([0.0])
         ratio = None
         if dopant is not None:
             from .specimen import Z

@@ -22,8 +22,10 @@ from .series import frame_atoms
 __all__ = ["METHODS", "estimate", "one_atom_fraction", "evaluate_frame", "dose_sweep", "dose_for_accuracy",
            "measure_one_atom_fraction"]
 
-#: Methods compared, in the order of the tables.
-METHODS = ("raw", "gaussian", "wiener", "richardson_lucy", "bm3d", "supervised_unet", "deepstem")
+#: Methods compared, in the order of the tables. A ``+fit`` method locates the columns in the object of the
+#: method before the ``+`` and fits their intensities to the counts (``find_atoms(..., counts=, psf=)``).
+METHODS = ("raw", "gaussian", "wiener", "richardson_lucy", "bm3d", "supervised_unet", "deepstem",
+           "gaussian+fit", "deepstem+fit")
 
 
 def estimate(method: str, frame, psf: np.ndarray, rl_max: int = 100) -> np.ndarray:
@@ -33,6 +35,8 @@ def estimate(method: str, frame, psf: np.ndarray, rl_max: int = 100) -> np.ndarr
     trained on the same simulated frames, but against their ground-truth object
     (``deepstem train --config deepstem_utils/weights/supervised_config.json``).
     """
+    if method.endswith("+fit"):  # the object locates; the counts quantify (in find_atoms)
+        return estimate(method[:-4], frame, psf, rl_max)
     if method == "raw":
         return frame.counts
     if method == "gaussian":
@@ -58,9 +62,11 @@ def estimate(method: str, frame, psf: np.ndarray, rl_max: int = 100) -> np.ndarr
 def one_atom_fraction(method: str) -> float:
     """The one-S-atom level (0: empty site, 1: S₂) ``find_atoms`` starts from for ``method``'s objects.
 
-    1/2 for the linear methods; for the networks, the value measured on simulated
+    1/2 for the linear methods and the ``+fit`` ones; for the networks, the value measured on simulated
     frames and stored with their weights (:func:`measure_one_atom_fraction`).
     """
+    if method.endswith("+fit"):
+        return 0.5
     weights = {"deepstem": None, "supervised_unet": SUPERVISED_WEIGHTS}
     if method in weights:
         return float(weights_calibration(weights[method]).get("one_atom_fraction", 0.5))
@@ -126,7 +132,8 @@ def evaluate_frame(frame, methods=METHODS, rl_max: int = 100) -> list[dict]:
     for method in methods:
         est = estimate(method, frame, psf, rl_max)
         # a method that finds no MoS2 at a low dose gets an empty table (quietly): every site scores as missed
-        found = frame_atoms(est, frame.sampling, one_atom_fraction=one_atom_fraction(method))
+        fit = {"counts": frame.counts, "psf": psf} if method.endswith("+fit") else {}
+        found = frame_atoms(est, frame.sampling, one_atom_fraction=one_atom_fraction(method), **fit)
         score = metrics.score_sites(found, frame.sites, extent, missed_as_wrong=True)  # comparable with the ideal observer
         per = score["per_species"]
         rows.append({"method": method, "dose": frame.dose, "s_accuracy": score["s_site_accuracy"],

@@ -116,19 +116,20 @@ def frame_outputs(out: Path, index: int) -> dict[str, Path]:
 
 
 def frame_atoms(obj: np.ndarray, sampling: float, material: str | None = "MoS2",
-                one_atom_fraction: float | None = None) -> pd.DataFrame:
+                one_atom_fraction: float | None = None, **options) -> pd.DataFrame:
     """:func:`find_atoms` for one frame of a series, quietly: a frame with nothing to find yet (bare
     support early in a growth series) gives an empty table without a warning.
 
-    ``one_atom_fraction`` is passed on (for a network's object: the value stored with its weights,
-    :func:`model.weights_calibration`)."""
+    ``one_atom_fraction`` and further keywords (``counts``, ``psf``) are passed on (for a network's
+    object: the value stored with its weights, :func:`model.weights_calibration`)."""
     import warnings
 
     from .atoms import find_atoms
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="fewer than 3 bright columns")
-        return find_atoms(obj, sampling=sampling, material=material, one_atom_fraction=one_atom_fraction)
+        return find_atoms(obj, sampling=sampling, material=material, one_atom_fraction=one_atom_fraction,
+                          **options)
 
 
 def _process_one(index: int, frame: np.ndarray, probe_dict: dict, sampling: float, weights, out: str,

@@ -1,0 +1,161 @@
+"""Column intensities from a joint fit of the image model at known column positions.
+
+Integrating an image over a disk around each column (what :func:`find_atoms`
+does on an object map) mixes in the tails of the neighbours, and a network's
+object need not be linear in the atoms at all. With the column positions known,
+the counts themselves can be fitted by the linear image model
+
+.. math::
+
+    \\lambda(\\mathbf r) = b + \\sum_i a_i\\, k(\\mathbf r - \\mathbf r_i),
+
+where :math:`k` is the image of one column (the probe intensity for a HAADF
+frame, normalised to unit sum), :math:`b` a constant background and :math:`a_i`
+the counts column :math:`i` scatters onto the detector. The model is linear in
+the :math:`a_i`, so they are linear in the number of atoms of each column (one
+S atom lies half-way between an empty site and S₂) and the overlap of
+neighbouring columns is undone, not integrated. The fit is the Gaussian
+approximation of the Poisson likelihood (iteratively reweighted least squares
+with the variance of every pixel equal to its expected counts); it is what
+model-based quantification (StatSTEM) does with Gaussian columns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["column_intensities", "gaussian_kernel"]
+
+
+def gaussian_kernel(sigma: float, size: int | None = None) -> np.ndarray:
+    """A circular 2-D Gaussian of unit sum, centred on pixel ``size // 2``.
+
+    Parameters
+    ----------
+    sigma : float
+        Standard deviation [px].
+    size : int, optional
+        Side of the kernel [px]; ``2 * ceil(4 sigma) + 1`` if not given.
+    """
+    if not np.isfinite(sigma) or sigma <= 0:
+        raise ValueError(f"sigma must be a positive number of pixels, got {sigma}")
+    size = int(2 * np.ceil(4 * sigma) + 1) if size is None else int(size)
+    r = np.arange(size) - size // 2
+    g = np.exp(-0.5 * (r[:, None] ** 2 + r[None, :] ** 2) / sigma**2)
+    return g / g.sum()
+
+
+def _patch_radius(kernel: np.ndarray, fraction: float) -> int:
+    """Smallest radius [px] around the kernel's centre pixel that holds ``fraction`` of its sum."""
+    k = np.clip(kernel, 0, None)
+    c = np.array(k.shape) // 2
+    yy, xx = np.indices(k.shape)
+    r = np.hypot(yy - c[0], xx - c[1]).ravel()
+    order = np.argsort(r)
+    cumulative = np.cumsum(k.ravel()[order]) / k.sum()
+    return int(np.ceil(r[order][np.searchsorted(cumulative, fraction)]))
+
+
+def _design(shape, x_px: np.ndarray, y_px: np.ndarray, kernel: np.ndarray, radius: int):
+    """Sparse design matrix (pixels × columns + 1): each column's kernel at its sub-pixel position, then ones."""
+    from scipy import ndimage, sparse
+
+    ny, nx = shape
+    c = np.array(kernel.shape) // 2
+    pad = radius + 2
+    padded = np.pad(kernel, pad)
+    side = 2 * radius + 1
+    rows, cols, vals = [], [], []
+    d = np.arange(side) - radius
+    for j, (x, y) in enumerate(zip(x_px, y_px)):
+        ix, iy = int(np.round(x)), int(np.round(y))
+        fx, fy = x - ix, y - iy
+        # the kernel shifted by the sub-pixel offset (cubic spline), read on a (side, side) patch
+        yy = c[0] + pad + d[:, None] - fy
+        xx = c[1] + pad + d[None, :] - fx
+        patch = ndimage.map_coordinates(padded, [np.broadcast_to(yy, (side, side)), np.broadcast_to(xx, (side, side))],
+                                        order=3, mode="constant")
+        py, px = iy + d[:, None], ix + d[None, :]
+        inside = (py >= 0) & (py < ny) & (px >= 0) & (px < nx)
+        py, px = np.broadcast_to(py, (side, side))[inside], np.broadcast_to(px, (side, side))[inside]
+        rows.append(py * nx + px)
+        cols.append(np.full(len(py), j))
+        vals.append(patch[inside])
+    n = len(x_px)
+    rows.append(np.arange(ny * nx))
+    cols.append(np.full(ny * nx, n))
+    vals.append(np.ones(ny * nx))
+    return sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                             shape=(ny * nx, n + 1))
+
+
+def column_intensities(image: np.ndarray, x, y, kernel: np.ndarray, sampling: float, *, fraction: float = 0.95,
+                       reweight: int = 2) -> tuple[np.ndarray, float]:
+    """Counts scattered by every column, fitted jointly at known positions.
+
+    Parameters
+    ----------
+    image : (ny, nx) ndarray
+        The frame [counts] (electrons for the Poisson weights; any linear scale works).
+    x, y : (n,) array_like
+        Column positions [Å] (x along columns, y along rows; pixel centres at ``i * sampling``).
+    kernel : (k, k) ndarray
+        Image of one column [any scale; normalised here to unit sum], centred on
+        pixel ``k // 2``: the probe intensity (:meth:`Probe.intensity`) for a
+        HAADF frame, or a Gaussian (:func:`gaussian_kernel`).
+    sampling : float
+        Pixel size [Å].
+    fraction : float
+        Each column's kernel is cut to the smallest disk holding this fraction of
+        it; the rest (a smooth halo over the whole frame) goes into the background.
+    reweight : int
+        Rounds of reweighting (0: unweighted least squares).
+
+    Returns
+    -------
+    intensities : (n,) ndarray
+        Fitted ``a_i`` [image units × pixels]: the integrated counts of each column.
+    background : float
+        Fitted constant ``b`` [image units per pixel].
+
+    Examples
+    --------
+    >>> k = gaussian_kernel(2.0)
+    >>> image = np.full((40, 40), 3.0)
+    >>> image[10:10 + k.shape[0], 12:12 + k.shape[1]] += 500 * k      # a column at x = 20 px, y = 18 px
+    >>> a, b = column_intensities(image, [20 * 0.1], [18 * 0.1], k, 0.1)
+    >>> round(float(a[0])), round(b, 2)     # the kernel is cut at 95 % of its sum: its far tail goes to b
+    (500, 3.0)
+    """
+    from scipy.sparse import diags
+    from scipy.sparse.linalg import lsqr
+
+    image = np.asarray(image, dtype=float)
+    if image.ndim != 2:
+        raise ValueError(f"image must be 2-D, got shape {image.shape}")
+    if not np.all(np.isfinite(image)):
+        raise ValueError("image contains NaN or inf")
+    kernel = np.asarray(kernel, dtype=float)
+    if kernel.ndim != 2 or not np.all(np.isfinite(kernel)) or kernel.sum() <= 0:
+        raise ValueError("kernel must be a finite 2-D image with a positive sum")
+    x_px = np.asarray(x, dtype=float) / sampling
+    y_px = np.asarray(y, dtype=float) / sampling
+    if x_px.shape != y_px.shape or x_px.ndim != 1:
+        raise ValueError("x and y must be 1-D and of the same length")
+    if len(x_px) == 0:
+        return np.zeros(0), float(np.mean(image))
+    kernel = kernel / kernel.sum()
+    radius = max(_patch_radius(kernel, fraction), 2)
+    A = _design(image.shape, x_px, y_px, kernel, radius)
+    data = image.ravel()
+    poisson = image.min() >= 0
+    weights = np.ones_like(data)
+    solution = None
+    for _ in range(1 + (reweight if poisson else 0)):
+        W = diags(np.sqrt(weights))
+        solution = lsqr(W @ A, np.sqrt(weights) * data, atol=1e-10, btol=1e-10, iter_lim=2000,
+                        x0=solution)[0]
+        expected = A @ solution
+        # Poisson: the variance of a pixel is its expected count (floored, so empty pixels do not dominate)
+        weights = 1.0 / np.maximum(expected, max(0.5, 0.05 * float(np.mean(data))))
+    return solution[:-1], float(solution[-1])
