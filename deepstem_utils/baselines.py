@@ -91,15 +91,20 @@ def bm3d(image: np.ndarray) -> np.ndarray:
 
 
 def atomap_sites(image: np.ndarray, sites, sampling: float, one_atom_fraction: float = 0.5):
-    """Atomap's 2-D Gaussian refinement at given sites, then the species from the Gaussians' volumes.
+    """Atomap's 2-D Gaussian refinement at given sites, then the species from the columns' Gaussian volumes.
 
     The classical column-by-column analysis (Atomap, Nord et al. 2017): every
     column is fitted by a 2-D Gaussian on the frame itself (no reconstruction),
-    and its volume (the amplitude ``A`` of the Gaussian, its integral) measures its
-    scattering. Mo sites stay Mo; S sites are labelled S2 / S1 / vacancy by the
-    same mixture model as :func:`find_atoms`, whose empty level comes from Gaussians
-    fitted at the hollow sites of the honeycomb (no atom there in MoS₂, but a
-    Gaussian fitted there still picks up its neighbours' tails).
+    which refines its position. Atomap fits each Gaussian after subtracting the
+    lowest values around it, so its amplitudes are not linear in the atoms: a
+    Gaussian fitted where there is no atom picks up its neighbours' flanks (on
+    chapter 7's real frame the hollow sites read 0.85 of an S site). The volumes are
+    therefore measured as model-based quantification does (StatSTEM): Gaussians of
+    the median width Atomap fitted, at the refined positions, fitted jointly with
+    one constant background to the whole frame (:func:`quantify.column_intensities`).
+    Mo sites stay Mo; S sites are labelled S2 / S1 / vacancy by the same mixture
+    model as :func:`find_atoms`, whose empty level comes from Gaussians at the
+    hollow sites of the honeycomb (no atom there in MoS₂).
 
     Parameters
     ----------
@@ -123,6 +128,7 @@ def atomap_sites(image: np.ndarray, sites, sampling: float, one_atom_fraction: f
     import pandas as pd
 
     from .atoms import _S_CLASSES, _fit_s_mixture
+    from .quantify import column_intensities, gaussian_kernel
 
     image = _as_image(image)
     if len(sites) == 0:
@@ -155,8 +161,13 @@ def atomap_sites(image: np.ndarray, sites, sampling: float, one_atom_fraction: f
     y = np.array(lattice.y_position, float)[:n] * sampling
     lost = ~(np.isfinite(x) & np.isfinite(y))  # a fit that diverged (low dose): keep the starting position
     x[lost], y[lost] = positions[lost, 0] * sampling, positions[lost, 1] * sampling
-    # Atomap's Gaussian2D amplitude A is the Gaussian's integral (HyperSpy's convention), not its height
-    fitted = np.clip(np.nan_to_num(np.array(lattice.atom_amplitude_gaussian2d, float)), 0, None)
+    # one width for every column (the median Atomap fitted), volumes fitted jointly with one background; the
+    # hollow sites stay where they were put (a Gaussian there drifts onto a neighbour)
+    width = np.sqrt(np.abs(np.array(lattice.sigma_x, float)[:n] * np.array(lattice.sigma_y, float)[:n]))
+    width = width[np.isfinite(width) & (width > 0.3) & ~lost]
+    sigma = float(np.median(width)) if len(width) else 0.3 / sampling
+    fitted, _ = column_intensities(image, np.concatenate([x / sampling, hollows[:, 0]]),
+                                   np.concatenate([y / sampling, hollows[:, 1]]), gaussian_kernel(sigma), 1.0)
     volume, empty = fitted[:n], fitted[n:]
     confidence = np.ones(len(species))
     is_s = ~np.isin(species.astype(str), ["Mo", "Mo_adatom"])

@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampling", type=float, help="pixel size [Å]; needed for .npy and uncalibrated files")
     p.add_argument("--weights", help="model weights file; default: the weights shipped with the package")
     p.add_argument("--material", default="MoS2", choices=["MoS2", "none"], help="lattice model for the atoms")
+    p.add_argument("--intensities", default="counts", choices=["counts", "object"],
+                   help="how column intensities (and so S-site species) are measured: 'counts' fits the linear "
+                        "image model to each frame at the columns its object locates (default); 'object' "
+                        "integrates the reconstructed object")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--scheduler", help="address of an existing dask.distributed scheduler (default: a LocalCluster)")
     p.add_argument("--workers", type=int, default=2, help="workers of the LocalCluster (default 2)")
@@ -265,7 +269,7 @@ def _series(args) -> int:
     frames = FileFrames(_expand_inputs(args.frames), sampling=args.sampling)
     summary = process_series(frames, probe, frames.sampling, out, weights=args.weights,
                              material=None if args.material == "none" else args.material, scheduler=args.scheduler,
-                             n_workers=args.workers, progress=not args.quiet)
+                             n_workers=args.workers, progress=not args.quiet, intensities=args.intensities)
     print(f"{len(summary)} frames processed; results in {out} (summary.csv, drift.csv, frame_*_atoms.csv)")
     return 0
 

@@ -133,19 +133,23 @@ def frame_atoms(obj: np.ndarray, sampling: float, material: str | None = "MoS2",
 
 
 def _process_one(index: int, frame: np.ndarray, probe_dict: dict, sampling: float, weights, out: str,
-                 material) -> dict:
+                 material, intensities: str = "counts") -> dict:
     """One frame: reconstruct, find atoms, write both outputs atomically. Runs on a worker."""
     import torch
 
-    from .model import weights_calibration
+    from .model import psf_grid, weights_calibration
     from .optics import Probe
     from .reconstruction import reconstruct
 
     torch.set_num_threads(1)  # one core per worker: scale with workers, not threads
     probe = Probe.from_dict(probe_dict)
     obj = reconstruct(frame, probe, sampling=sampling, weights=weights)
-    level = weights_calibration(weights).get("one_atom_fraction")  # the network's one-S level, if measured
-    atoms = frame_atoms(obj, sampling, material, one_atom_fraction=level)
+    if intensities == "counts":  # the object locates the columns, the frame's counts quantify them
+        size = psf_grid(sampling)
+        atoms = frame_atoms(obj, sampling, material, counts=frame, psf=probe.intensity((size, size), sampling))
+    else:
+        level = weights_calibration(weights).get("one_atom_fraction")  # the network's one-S level, if measured
+        atoms = frame_atoms(obj, sampling, material, one_atom_fraction=level)
     atoms.insert(0, "frame", index)
     paths = frame_outputs(Path(out), index)
     tmp = paths["object"].with_suffix(".tmp.npy")
@@ -188,7 +192,8 @@ def _drift_table(steps: np.ndarray, sampling: float, max_jump: float) -> pd.Data
 
 def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, weights=None,
                    material: str | None = "MoS2", scheduler: str | None = None, n_workers: int = 2,
-                   max_in_flight: int = 4, progress: bool = True, max_jump: float = 1.0) -> pd.DataFrame:
+                   max_in_flight: int = 4, progress: bool = True, max_jump: float = 1.0,
+                   intensities: str = "counts") -> pd.DataFrame:
     """Run the DeepSTEM pipeline on every frame of a series.
 
     Each frame is read once: the main process registers it against the previous
@@ -226,12 +231,20 @@ def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, we
         taken as a failed registration and replaced by the median step (``reliable``
         column of ``drift.csv``). Frames with too little contrast, such as bare
         graphene at low dose, cannot be registered.
+    intensities : {"counts", "object"}
+        How the columns' intensities, and so the S-site species, are measured:
+        ``"counts"`` fits the linear image model to the frame at the columns the
+        object locates (``find_atoms(..., counts=, psf=)``, linear in the atoms);
+        ``"object"`` integrates the network's object (starting from the one-S
+        level stored with the weights).
 
     Returns
     -------
     DataFrame
         One row per frame: frame index, number of sites per species, cumulative drift [Å].
     """
+    if intensities not in ("counts", "object"):
+        raise ValueError(f"intensities must be 'counts' or 'object', got {intensities!r}")
     from dask.distributed import Client, LocalCluster, as_completed
     from tqdm.auto import tqdm
 
@@ -287,7 +300,7 @@ def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, we
                 while pending.count() >= max_in_flight:
                     collect(next(pending))
                 pending.add(client.submit(_process_one, i, current, probe_dict, sampling, weights, str(out),
-                                          material, pure=False))
+                                          material, intensities, pure=False))
         for future in pending:
             collect(future)
     finally:
@@ -304,7 +317,8 @@ def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, we
     summary = pd.DataFrame(rows).fillna(0).merge(drift[["frame", "dy_A", "dx_A"]], on="frame")
     summary.to_csv(out / "summary.csv", index=False)
     (out / "run.json").write_text(json.dumps({"frames": n, "probe": probe_dict, "sampling": sampling,
-                                              "material": material, "weights": str(weights)}, indent=2) + "\n")
+                                              "material": material, "weights": str(weights),
+                                              "intensities": intensities}, indent=2) + "\n")
     return summary
 
 

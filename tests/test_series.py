@@ -83,3 +83,23 @@ def test_series_cli(tmp_path, drifting):
     assert len(pd.read_csv(tmp_path / "out" / "summary.csv")) == 4
     (tmp_path / "afile").write_text("x")
     assert cli.main(argv[:-5] + ["--out", str(tmp_path / "afile"), "--workers", "1", "--quiet"]) == 2
+
+
+def test_series_intensities_option(tmp_path, drifting):
+    import json
+
+    stack = np.stack(drifting[:2])
+    np.save(tmp_path / "stack.npy", stack)
+    ds.Probe.to_json(PROBE, tmp_path / "probe.json")
+    argv = ["series", str(tmp_path / "stack.npy"), "--probe", str(tmp_path / "probe.json"), "--sampling", "0.16",
+            "--workers", "1", "--quiet"]
+    assert cli.main(argv + ["--out", str(tmp_path / "counts")]) == 0
+    assert cli.main(argv + ["--out", str(tmp_path / "object"), "--intensities", "object"]) == 0
+    assert json.loads((tmp_path / "counts" / "run.json").read_text())["intensities"] == "counts"
+    assert json.loads((tmp_path / "object" / "run.json").read_text())["intensities"] == "object"
+    counted = pd.read_csv(series.frame_outputs(tmp_path / "counts", 0)["atoms"])
+    integrated = pd.read_csv(series.frame_outputs(tmp_path / "object", 0)["atoms"])
+    # the same sites, other intensities: fitted counts of a column are not the integrated object
+    assert len(counted) == len(integrated) and not np.allclose(counted.intensity, integrated.intensity)
+    with pytest.raises(ValueError, match="intensities must be"):
+        series.process_series(stack, PROBE, 0.16, tmp_path / "bad", intensities="fit", progress=False)
