@@ -72,7 +72,7 @@ def main():
     error = np.hypot(drift.dx_A.to_numpy() - true_shift[:, 0], drift.dy_A.to_numpy() - true_shift[:, 1])
     print(f"\ndrift registration: error after {args.frames} frames {error[-1] * 100:.0f} pm, "
           f"largest {error.max() * 100:.0f} pm")
-    found = tracking.detect_events(atoms, field=acq.field).kind.value_counts()
+    found = tracking.detect_events(atoms, field=acq.field, first_frame=0).kind.value_counts()
     truth = acq.truth_events()
     truth = truth[truth.in_field].kind.value_counts()
     print("\n| event | found (DeepSTEM) | twin, in view |\n|---|---|---|")

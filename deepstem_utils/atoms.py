@@ -138,7 +138,7 @@ def _mo_threshold(values: np.ndarray) -> float:
 
 
 def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iterations: int = 200,
-                   dopant_ratio: tuple[float, float] | None = None, alpha0: float = 0.5):
+                   dopant_ratio: tuple[float, float] | None = None, alpha0: float = 0.5, fit_alpha: bool = True):
     """EM for the intensities of S sites: 0, 1 or 2 S atoms.
 
     Class ``k`` has mean ``b + c_k u`` with ``c = (0, 2α, 2)`` and variance
@@ -151,7 +151,8 @@ def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iteratio
     regularised reconstruction need not be linear (a prior learned mostly from
     full S₂ columns pulls a lone S towards S₂), so ``α`` is fitted too, within
     0.3-0.8, once at least three sites belong to that class. It starts at
-    ``alpha0``, and stays there when fewer sites hold one atom.
+    ``alpha0``, and stays there when fewer sites hold one atom or when
+    ``fit_alpha`` is False (intensities known to be linear in the atoms).
 
     With ``dopant_ratio = (lo, hi)`` a fourth class holds one S and one dopant atom,
     mean ``b + (1 + r) u``, where the dopant scatters ``r`` times one S, fitted within
@@ -198,7 +199,7 @@ def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iteratio
         u_new = float(np.clip(u_new, 0.65 * unit0, 1.35 * unit0))
         b = float(np.clip(b_new, b_hollow - 0.5 * u_new, b_hollow + 0.6 * u_new))
         n_k = post.sum(0) + 1e-9
-        if n_k[1] >= 3:
+        if fit_alpha and n_k[1] >= 3:
             level = float((post[:, 1] * x).sum() / n_k[1])
             alpha = float(np.clip((level - b) / (2 * u_new), 0.3, 0.8))
         if dopant_ratio and n_k[3] >= 3:
@@ -345,9 +346,10 @@ def _fitted_intensities(counts, psf, shape, sampling, mo, s_sites, hollows):
     if frame.shape != tuple(shape):
         raise ValueError(f"counts must have the object's shape {tuple(shape)}, got {frame.shape}")
     xy = np.vstack([mo[["x", "y"]].to_numpy(), s_sites.reshape(-1, 2), hollows.reshape(-1, 2)])
-    fitted, _ = column_intensities(frame, xy[:, 0], xy[:, 1], np.asarray(psf, dtype=float), sampling)
+    fitted, _, errors = column_intensities(frame, xy[:, 0], xy[:, 1], np.asarray(psf, dtype=float), sampling,
+                                           return_errors=True)
     n_mo, n_s = len(mo), len(s_sites)
-    return fitted[:n_mo], fitted[n_mo:n_mo + n_s], fitted[n_mo + n_s:]
+    return fitted[:n_mo], fitted[n_mo:n_mo + n_s], fitted[n_mo + n_s:], errors[:n_mo]
 
 
 def _cluster(points: np.ndarray, distance: float) -> list[np.ndarray]:
@@ -360,6 +362,11 @@ def _cluster(points: np.ndarray, distance: float) -> list[np.ndarray]:
         coo_matrix((n, n))
     _, labels = connected_components(graph, directed=False)
     return [np.flatnonzero(labels == k) for k in range(labels.max() + 1)]
+
+
+#: With ``counts``: an off-lattice bright column (a candidate Mo adatom) is reported only if its fitted counts
+#: exceed this many standard errors.
+SIGNIFICANCE = 5.0
 
 
 def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2", *,
@@ -398,7 +405,9 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
         intensity is fitted to these counts by the linear image model at the
         positions found in ``obj`` (:func:`quantify.column_intensities`), instead of
         integrating ``obj``: the object map locates, the counts quantify, and the
-        intensities are linear in the atoms whatever made ``obj``.
+        intensities are linear in the atoms whatever made ``obj``. A candidate Mo
+        adatom whose fitted counts are below :data:`SIGNIFICANCE` standard errors is
+        a peak of noise (bare support at low dose) and is not reported.
     psf : (k, k) ndarray, optional
         Probe intensity on the frame's pixel grid (:meth:`Probe.intensity`), centred
         on pixel ``k // 2``; needed with ``counts``.
@@ -455,7 +464,11 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
         warnings.warn(str(message), stacklevel=2)
         return empty
     if counts is not None:
-        mo_int, s_int, hollow_int = _fitted_intensities(counts, psf, array.shape, sampling, mo, s_sites, hollows)
+        mo_int, s_int, hollow_int, mo_err = _fitted_intensities(counts, psf, array.shape, sampling, mo, s_sites,
+                                                                 hollows)
+        # an off-lattice bright column whose counts are not significantly above zero is a peak of noise (bare
+        # support); lattice Mo are vouched for by their neighbours (and a low dose must not lose them)
+        real = on_lattice | (mo_int >= SIGNIFICANCE * mo_err)
     else:
         background = float(np.percentile(array, 20))
         s_int = _integrate(array - background, s_sites[:, 0], s_sites[:, 1], sampling, radius) if len(s_sites) \
@@ -463,6 +476,7 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
         hollow_int = _integrate(array - background, hollows[:, 0], hollows[:, 1], sampling, radius) \
             if len(hollows) else np.array([0.0])
         mo_int = mo["intensity"].to_numpy()
+        real = np.ones(len(mo), bool)
     rows = []
     # Mo: confidence that the column is Mo rather than an S2 column (two-Gaussian posterior on intensity)
     lattice_mo = mo_int[on_lattice]
@@ -477,7 +491,7 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
                                  f"got {dopant!r}")
             ratio = tuple(sorted(((Z[dopant] / Z["S"]) ** 1.4, (Z[dopant] / Z["S"]) ** 2.1)))
         post, params = _fit_s_mixture(s_int, unit0=0.19 * float(np.median(lattice_mo)), empty=empty,
-                                      dopant_ratio=ratio, alpha0=one_atom_fraction)
+                                      dopant_ratio=ratio, alpha0=one_atom_fraction, fit_alpha=counts is None)
         cls = post.argmax(1)
         conf = post.max(1)
         # an edge site held by a single Mo and empty is more likely beyond the edge than a vacancy
@@ -496,8 +510,9 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
         ls = -0.5 * ((values - s2_mean) / s2_sd) ** 2 - math.log(s2_sd)
         return 1 / (1 + np.exp(np.clip(ls - lm, -50, 50)))
 
-    for (x, y), value, lattice, p in zip(mo[["x", "y"]].to_numpy(), mo_int, on_lattice, p_mo(mo_int)):
-        rows.append((x, y, "Mo" if lattice else "Mo_adatom", float(p), value))
+    for (x, y), value, lattice, p, r in zip(mo[["x", "y"]].to_numpy(), mo_int, on_lattice, p_mo(mo_int), real):
+        if r:
+            rows.append((x, y, "Mo" if lattice else "Mo_adatom", float(p), value))
     for (x, y), value, c, p, k in zip(s_sites, s_int, cls, conf, keep):
         if k:
             rows.append((x, y, _S_CLASSES[c] if c < 3 else dopant, float(p), value))

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["process_series", "register_drift", "frame_outputs", "frame_atoms", "FileFrames", "load_atoms"]
+__all__ = ["process_series", "register_drift", "frame_outputs", "frame_atoms", "FileFrames", "load_atoms",
+           "physical_sites"]
 
 
 class FileFrames:
@@ -322,12 +323,22 @@ def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, we
     return summary
 
 
-def load_atoms(out: str | os.PathLike) -> pd.DataFrame:
+def load_atoms(out: str | os.PathLike, min_mo_fraction: float | None = 0.5) -> pd.DataFrame:
     """All frames' sites of a finished (or partial) :func:`process_series` run, in frame order.
 
     When the run has written ``drift.csv``, the table also has ``x_registered`` and
     ``y_registered`` [Å]: positions in the frame of the first image (drift removed).
+
+    When the run fitted the intensities to the counts (``intensities="counts"``, the
+    default), they are on one scale for the whole series (same dose per frame), and
+    a column of a monolayer that holds one Mo atom scatters the same in every frame.
+    Rows that cannot be Mo are then dropped (:func:`physical_sites`): a ``Mo_adatom``
+    scattering less than ``min_mo_fraction`` of the series' Mo level, and every site
+    of a frame whose lattice Mo do (graphene read as a lattice on bare frames). ``None``
+    keeps every row.
     """
+    import json
+
     out = Path(out)
     files = sorted(out.glob("frame_*_atoms.csv"))
     if not files:
@@ -338,4 +349,40 @@ def load_atoms(out: str | os.PathLike) -> pd.DataFrame:
         drift = pd.read_csv(drift_path).set_index("frame")
         table["x_registered"] = table.x + table.frame.map(drift.dx_A)  # positions in the first frame [Å]
         table["y_registered"] = table.y + table.frame.map(drift.dy_A)
+    run = out / "run.json"
+    counted = run.exists() and json.loads(run.read_text()).get("intensities") == "counts"
+    if counted and min_mo_fraction is not None:
+        table = physical_sites(table, min_mo_fraction)
     return table
+
+
+def physical_sites(atoms: pd.DataFrame, min_mo_fraction: float = 0.5) -> pd.DataFrame:
+    """Drop the sites of a series that cannot be Mo by their scattering.
+
+    ``intensity`` must be on one scale for every frame (fitted to the counts at a
+    constant dose). The series' Mo level is the median intensity of the bright
+    ``Mo`` columns over all frames (the mode of Mo-like values, as in
+    :func:`find_atoms`). A ``Mo_adatom`` below ``min_mo_fraction`` of it is dropped,
+    and so is every site of a frame whose ``Mo`` median is below it: its "lattice" is
+    something lighter, such as the graphene support read as a honeycomb.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"frame": [0, 0, 1, 1, 1], "species": ["Mo", "S2", "Mo", "Mo_adatom", "Mo_adatom"],
+    ...                   "intensity": [30.0, 12.0, 600.0, 580.0, 40.0]})
+    >>> physical_sites(t).index.tolist()
+    [2, 3]
+    """
+    from .atoms import _mo_threshold
+
+    if not 0 < min_mo_fraction < 1:
+        raise ValueError(f"min_mo_fraction must be between 0 and 1, got {min_mo_fraction}")
+    mo = atoms.intensity[atoms.species == "Mo"].to_numpy(float)
+    if len(mo) == 0:
+        return atoms
+    level = _mo_threshold(mo) / 0.62
+    floor = min_mo_fraction * level
+    frame_mo = atoms[atoms.species == "Mo"].groupby("frame").intensity.median()
+    light_frames = set(frame_mo.index[frame_mo < floor])
+    keep = ~atoms.frame.isin(light_frames) & ~((atoms.species == "Mo_adatom") & (atoms.intensity < floor))
+    return atoms[keep]

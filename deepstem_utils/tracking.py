@@ -141,7 +141,8 @@ def track_grains(atoms: pd.DataFrame, lattice_constant: float = _MO_A, min_size:
 
 def detect_events(atoms: pd.DataFrame, tracks: pd.DataFrame | None = None, grain_table: pd.DataFrame | None = None,
                   attach_distance: float = 5.0, lattice_constant: float = _MO_A, min_size: int = 4,
-                  field: tuple[float, float] | None = None, border: float = 3.0) -> pd.DataFrame:
+                  field: tuple[float, float] | None = None, border: float = 3.0,
+                  first_frame: int | None = None) -> pd.DataFrame:
     """Nucleation, coalescence and adatom attachment events of a series.
 
     Parameters
@@ -156,8 +157,13 @@ def detect_events(atoms: pd.DataFrame, tracks: pd.DataFrame | None = None, grain
         An adatom track that ends this close to a grain Mo of the next frame has attached [Å]; the
         adatom must have been free (farther than 1.25 lattice constants from any grain Mo) in its last frame.
     field : (float, float), optional
-        Field of view ``(width, height)`` [Å]. A new grain with a Mo within ``border`` of the field's
-        edge may have drifted into view: it is not counted as a nucleation.
+        Field of view ``(width, height)`` [Å]. A new grain counts as nucleated only if most of its Mo
+        lie more than ``border`` inside the *previous* frame's field (drift from the registered
+        positions); otherwise it may have drifted into view.
+    first_frame : int, optional
+        The first frame of the series (nothing happens "before" it); default: the first frame
+        in ``atoms``. Give it when the first frames have no sites at all (bare support), so that
+        a grain in the first frame with sites counts as nucleated.
 
     Returns
     -------
@@ -168,23 +174,21 @@ def detect_events(atoms: pd.DataFrame, tracks: pd.DataFrame | None = None, grain
         grain_table = track_grains(atoms, lattice_constant, min_size)
     if tracks is None:
         tracks = link_adatoms(atoms)
-    first = atoms["frame"].min()
-    grain_mo, at_edge = {}, {}
+    first = atoms["frame"].min() if first_frame is None else first_frame
+    grain_mo, offset, labels_of = {}, {}, {}
     for frame, table in atoms.groupby("frame"):
         table = table.reset_index(drop=True)
         labels = grains(table, lattice_constant, min_size)
         grain_mo[frame] = _xy(table)[labels >= 0]
-        edge = set()
-        if field is not None:
-            x, y = table["x"].to_numpy(float), table["y"].to_numpy(float)
-            near = (x < border) | (y < border) | (x > field[0] - border) | (y > field[1] - border)
-            edge = set(labels[near & (labels >= 0)].tolist())
-        at_edge[frame] = edge
+        # where this frame sits in the registered coordinates (drift): registered minus frame position
+        offset[frame] = np.median(_xy(table) - _xy(table, registered=False), axis=0) if len(table) else np.zeros(2)
     events = []
+    frames = sorted(offset)
     for row in grain_table.itertuples():
         if row.frame == first:
             continue
-        if len(row.parents) == 0 and row.grain not in at_edge[row.frame]:
+        if len(row.parents) == 0 and (field is None or _was_in_view(atoms, row, offset, frames, field, border,
+                                                                      lattice_constant, min_size)):
             events.append({"frame": row.frame, "kind": "nucleation", "x": row.x, "y": row.y,
                            "detail": f"new grain of {row.size} Mo"})
         elif len(row.parents) >= 2:
@@ -205,6 +209,19 @@ def detect_events(atoms: pd.DataFrame, tracks: pd.DataFrame | None = None, grain
                                "detail": f"adatom track of {len(track)} frames"})
     return pd.DataFrame(events, columns=["frame", "kind", "x", "y", "detail"]).sort_values(
         ["frame", "kind"], kind="stable").reset_index(drop=True)
+
+
+def _was_in_view(atoms, row, offset, frames, field, border, lattice_constant, min_size) -> bool:
+    """Was the place of a new grain inside the previous frame's field of view (so it grew there, rather than
+    drifting in across the edge)? True when most of its Mo lie more than ``border`` inside that field."""
+    table = atoms[atoms["frame"] == row.frame].reset_index(drop=True)
+    labels = grains(table, lattice_constant, min_size)
+    pts = _xy(table)[labels == row.grain]
+    earlier = [f for f in frames if f < row.frame]
+    previous = offset[earlier[-1]] if earlier else offset[row.frame]  # no earlier sites: the drift is that small
+    x, y = (pts - previous).T  # in the previous frame's own coordinates
+    inside = (x > border) & (y > border) & (x < field[0] - border) & (y < field[1] - border)
+    return bool(inside.mean() >= 0.5)
 
 
 def truth_links(ids_per_frame) -> set:

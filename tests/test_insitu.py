@@ -132,3 +132,49 @@ def test_link_recovery_counts_links():
     truth_ids = [np.array([7, 8]), np.array([7, 8]), np.array([7])]
     result = tracking.link_recovery(tracks, truth_xy, truth_ids, radius=0.5)
     assert result == {"links": 3, "recovered": 2, "fraction": pytest.approx(2 / 3)}
+
+
+def test_new_grain_at_the_edge_nucleated_or_drifted_in():
+    """A grain that appears where the previous frame could see is a nucleation; one that comes into view
+    because the field moved is not; with first_frame a grain after empty frames is a nucleation."""
+    a = 3.16
+    field = (40.0, 40.0)
+    cell = [(i * a + j * a / 2, j * a * math.sqrt(3) / 2) for i in range(3) for j in range(2)]  # 6 Mo
+
+    def table(shift_per_frame, grain_at):
+        rows = []
+        for frame in range(3):
+            offset = np.array([shift_per_frame * frame, 0.0])  # frame origin in registered coordinates
+            rows.append((frame, 20.0, 20.0, "Mo_adatom", *(np.array([20.0, 20.0]) + offset)))  # something in view
+            if frame == 2:
+                for x, y in cell:
+                    xr, yr = grain_at[0] + x, grain_at[1] + y  # registered position of the new grain
+                    rows.append((frame, xr - offset[0], yr - offset[1], "Mo", xr, yr))
+        return pd.DataFrame(rows, columns=["frame", "x", "y", "species", "x_registered", "y_registered"])
+
+    # a grain at the right edge of frame 2, whose place frame 1 saw (no drift): nucleation
+    grown = table(0.0, (30.0, 10.0))
+    assert list(tracking.detect_events(grown, min_size=4, field=field).kind) == ["nucleation"]
+    # the field moved 8 Å per frame to the right: frame 2 sees x up to 56 Å (registered), frame 1 only up to 48
+    drifted = table(8.0, (47.0, 10.0))
+    assert (tracking.detect_events(drifted, min_size=4, field=field).kind == "nucleation").sum() == 0
+    # a grain in the first frame with sites is a nucleation only if the series started earlier
+    later = grown[grown.frame == 2]
+    assert len(tracking.detect_events(later, min_size=4, field=field)) == 0
+    assert list(tracking.detect_events(later, min_size=4, field=field, first_frame=0).kind) == ["nucleation"]
+
+
+def test_physical_sites_drop_light_lattices_and_adatoms():
+    from deepstem_utils import series
+
+    rng = np.random.default_rng(0)
+    rows = [(0, "Mo", v) for v in rng.normal(35, 3, 40)] + [(0, "S2", v) for v in rng.normal(15, 3, 40)]
+    rows += [(f, "Mo", v) for f in (1, 2) for v in rng.normal(600, 30, 50)]
+    rows += [(1, "Mo_adatom", 590.0), (2, "Mo_adatom", 60.0), (2, "S2", 230.0)]
+    t = pd.DataFrame(rows, columns=["frame", "species", "intensity"])
+    kept = series.physical_sites(t)
+    assert set(kept.frame) == {1, 2}  # frame 0's "lattice" scatters like graphene, not Mo
+    assert (kept.species == "Mo_adatom").sum() == 1 and kept[kept.species == "Mo_adatom"].intensity.iloc[0] == 590
+    assert (kept.species == "S2").sum() == 1
+    with pytest.raises(ValueError, match="min_mo_fraction"):
+        series.physical_sites(t, 1.5)

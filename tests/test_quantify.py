@@ -97,3 +97,55 @@ def test_counts_of_another_shape_are_refused():
     obj = specimen.object_function(sites, (200, 200), 0.15)
     with pytest.raises(ValueError, match="object's shape"):
         ds.find_atoms(obj, sampling=0.15, counts=np.ones((100, 100)), psf=quantify.gaussian_kernel(3.0))
+
+
+def test_standard_errors_match_the_scatter_for_any_gain():
+    rng = np.random.default_rng(0)
+    k = quantify.gaussian_kernel(2.5)
+    yy, xx = np.indices((64, 64))
+    rate = 2.0 + 100 * np.exp(-0.5 * ((xx - 32) ** 2 + (yy - 30) ** 2) / 2.5**2) / (2 * np.pi * 2.5**2)
+    for gain in (1.0, 5.0):
+        fits = np.array([quantify.column_intensities(gain * rng.poisson(rate), [3.2], [3.0], k, 0.1,
+                                                     return_errors=True)[::2] for _ in range(80)])
+        a, se = fits[:, 0, 0], fits[:, 1, 0]
+        assert np.std(a) == pytest.approx(np.mean(se), rel=0.25)
+        assert np.mean(a) == pytest.approx(100 * gain, rel=0.1)
+
+
+def _bare_and_one_adatom(with_adatom: bool, dose: float = 2e4):
+    """A thin amorphous film (a smooth background, no columns) at a low dose, with or without one Mo atom."""
+    from deepstem_utils import imaging, specimen
+
+    probe = ds.Probe(80e3, 30.0, {"C30": -5e3}, source_size=0.5)
+    obj = specimen.contamination((180, 180), S, np.random.default_rng(2), level=4e-2)
+    if with_adatom:
+        one = specimen.Sites(np.array([14.0]), np.array([15.0]), np.array(["Mo"]), {"Mo": np.array([1.0])})
+        obj = obj + specimen.object_function(one, (180, 180), S, energy=80e3)
+    n = psf_grid(S)
+    psf = probe.intensity((n, n), S)
+    counts = imaging.acquire(imaging.linear_image(obj, psf), imaging.Acquisition(dose=dose, sampling=S),
+                             np.random.default_rng(1))
+    return counts, psf
+
+
+def test_noise_peaks_on_bare_support_are_not_reported_with_counts():
+    import warnings
+
+    probe = ds.Probe(80e3, 30.0, {"C30": -5e3}, source_size=0.5)
+    counts, psf = _bare_and_one_adatom(False)
+    obj = ds.reconstruct(counts, probe, sampling=S)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = ds.find_atoms(obj, sampling=S)
+        counted = ds.find_atoms(obj, sampling=S, counts=counts, psf=psf)
+    # noise peaks of the film, taken for adatoms by relative intensities alone; most are not significant
+    n_plain, n_counted = (plain.species == "Mo_adatom").sum(), (counted.species == "Mo_adatom").sum()
+    assert n_plain >= 10 and n_counted < 0.3 * n_plain
+    counts, psf = _bare_and_one_adatom(True)
+    obj = ds.reconstruct(counts, probe, sampling=S)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        counted = ds.find_atoms(obj, sampling=S, counts=counts, psf=psf)
+    nearest = np.hypot(counted.x - 14.0, counted.y - 15.0)
+    # the real Mo atom is kept (the noise peaks around it may still pass for a lattice it belongs to)
+    assert nearest.min() < 0.3 and counted.species[nearest.idxmin()] in ("Mo", "Mo_adatom")
