@@ -56,6 +56,10 @@ def _patch_radius(kernel: np.ndarray, fraction: float) -> int:
     return int(np.ceil(r[order][np.searchsorted(cumulative, fraction)]))
 
 
+#: Sub-pixel positions are quantised to 1/STEPS px (the kernel is precomputed at these shifts): 1/32 px at most.
+STEPS = 16
+
+
 def _design(shape, x_px: np.ndarray, y_px: np.ndarray, kernel: np.ndarray, radius: int):
     """Sparse design matrix (pixels × columns + 1): each column's kernel at its sub-pixel position, then ones."""
     from scipy import ndimage, sparse
@@ -63,30 +67,30 @@ def _design(shape, x_px: np.ndarray, y_px: np.ndarray, kernel: np.ndarray, radiu
     ny, nx = shape
     c = np.array(kernel.shape) // 2
     pad = radius + 2
-    padded = np.pad(kernel, pad)
+    padded = ndimage.spline_filter(np.pad(kernel, pad), order=3, mode="constant")  # once, not per shift
     side = 2 * radius + 1
-    rows, cols, vals = [], [], []
     d = np.arange(side) - radius
-    for j, (x, y) in enumerate(zip(x_px, y_px)):
-        ix, iy = int(np.round(x)), int(np.round(y))
-        fx, fy = x - ix, y - iy
-        # the kernel shifted by the sub-pixel offset (cubic spline), read on a (side, side) patch
-        yy = c[0] + pad + d[:, None] - fy
-        xx = c[1] + pad + d[None, :] - fx
-        patch = ndimage.map_coordinates(padded, [np.broadcast_to(yy, (side, side)), np.broadcast_to(xx, (side, side))],
-                                        order=3, mode="constant")
-        py, px = iy + d[:, None], ix + d[None, :]
-        inside = (py >= 0) & (py < ny) & (px >= 0) & (px < nx)
-        py, px = np.broadcast_to(py, (side, side))[inside], np.broadcast_to(px, (side, side))[inside]
-        rows.append(py * nx + px)
-        cols.append(np.full(len(py), j))
-        vals.append(patch[inside])
+    # the kernel shifted by every quantised sub-pixel offset (cubic spline), on a (side, side) patch
+    shifts = np.arange(-STEPS // 2, STEPS // 2 + 1) / STEPS
+    table = np.empty((len(shifts), len(shifts), side, side))
+    for a, fy in enumerate(shifts):
+        for b, fx in enumerate(shifts):
+            yy, xx = np.meshgrid(c[0] + pad + d - fy, c[1] + pad + d - fx, indexing="ij")
+            table[a, b] = ndimage.map_coordinates(padded, [yy, xx], order=3, mode="constant", prefilter=False)
+    ix, iy = np.round(x_px).astype(int), np.round(y_px).astype(int)
+    qx = np.round((x_px - ix) * STEPS).astype(int) + STEPS // 2
+    qy = np.round((y_px - iy) * STEPS).astype(int) + STEPS // 2
+    values = table[qy, qx]                                     # (n, side, side)
+    py = iy[:, None, None] + d[None, :, None]
+    px = ix[:, None, None] + d[None, None, :]
+    py, px = np.broadcast_to(py, values.shape), np.broadcast_to(px, values.shape)
+    keep = (py >= 0) & (py < ny) & (px >= 0) & (px < nx)
     n = len(x_px)
-    rows.append(np.arange(ny * nx))
-    cols.append(np.full(ny * nx, n))
-    vals.append(np.ones(ny * nx))
-    return sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                             shape=(ny * nx, n + 1))
+    column = np.broadcast_to(np.arange(n)[:, None, None], values.shape)
+    rows = np.concatenate([(py * nx + px)[keep], np.arange(ny * nx)])
+    cols = np.concatenate([column[keep], np.full(ny * nx, n)])
+    vals = np.concatenate([values[keep], np.ones(ny * nx)])
+    return sparse.csr_matrix((vals, (rows, cols)), shape=(ny * nx, n + 1))
 
 
 def column_intensities(image: np.ndarray, x, y, kernel: np.ndarray, sampling: float, *, fraction: float = 0.95,
@@ -119,7 +123,8 @@ def column_intensities(image: np.ndarray, x, y, kernel: np.ndarray, sampling: fl
     Returns
     -------
     intensities : (n,) ndarray
-        Fitted ``a_i`` [image units × pixels]: the integrated counts of each column.
+        Fitted ``a_i`` [image units × pixels]: the integrated counts of each column
+        (NaN for a column whose image lies entirely outside the frame).
     background : float
         Fitted constant ``b`` [image units per pixel].
     errors : (n,) ndarray
@@ -135,7 +140,7 @@ def column_intensities(image: np.ndarray, x, y, kernel: np.ndarray, sampling: fl
     (500, 3.0)
     """
     from scipy.sparse import diags
-    from scipy.sparse.linalg import lsqr
+    from scipy.sparse.linalg import LinearOperator, cg
 
     image = np.asarray(image, dtype=float)
     if image.ndim != 2:
@@ -157,17 +162,29 @@ def column_intensities(image: np.ndarray, x, y, kernel: np.ndarray, sampling: fl
     data = image.ravel()
     poisson = image.min() >= 0
     weights = np.ones_like(data)
-    solution = None
+    # a column whose kernel lies (almost) entirely outside the frame cannot be measured: NaN
+    inside = np.asarray(A.sum(axis=0)).ravel() > 1e-3
+    A_in = A[:, np.flatnonzero(inside)]
+    AT = A_in.T.tocsr()
+    solution = np.full(A.shape[1], np.nan)
     for _ in range(1 + (reweight if poisson else 0)):
-        W = diags(np.sqrt(weights))
-        solution = lsqr(W @ A, np.sqrt(weights) * data, atol=1e-10, btol=1e-10, iter_lim=2000,
-                        x0=solution)[0]
-        expected = A @ solution
+        # the normal equations: sparse (each column overlaps only its neighbours, plus the background)
+        normal = (AT @ diags(weights) @ A_in).tocsr()
+        # symmetric positive definite and nearly diagonal: conjugate gradients with a Jacobi preconditioner
+        jacobi = 1.0 / normal.diagonal()
+        precondition = LinearOperator(normal.shape, matvec=lambda v: jacobi * v)
+        start = None if np.isnan(solution[inside]).any() else solution[inside]
+        solution[inside], _ = cg(normal, AT @ (weights * data), x0=start, M=precondition, rtol=1e-10, atol=0.0,
+                                 maxiter=5000)
+        expected = A_in @ solution[inside]
         # Poisson: the variance of a pixel is its expected count (floored, so empty pixels do not dominate)
         weights = 1.0 / np.maximum(expected, max(0.5, 0.05 * float(np.mean(data))))
     if not return_errors:
         return solution[:-1], float(solution[-1])
     w = 1.0 / np.maximum(expected, max(0.5, 0.05 * float(np.mean(data)))) if poisson else np.ones_like(data)
-    scale = float(np.sum(w * (data - expected) ** 2)) / max(len(data) - A.shape[1], 1)
-    information = np.asarray(A.multiply(A).T @ w).ravel()[:-1]
-    return solution[:-1], float(solution[-1]), np.sqrt(scale / np.maximum(information, 1e-300))
+    scale = float(np.sum(w * (data - expected) ** 2)) / max(len(data) - A_in.shape[1], 1)
+    information = np.where(inside, np.asarray(A.multiply(A).T @ w).ravel(), 0.0)[:-1]
+    errors = np.full(len(information), np.nan)
+    measured = information > 0
+    errors[measured] = np.sqrt(scale / information[measured])
+    return solution[:-1], float(solution[-1]), errors
