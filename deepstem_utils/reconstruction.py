@@ -282,6 +282,14 @@ def _as_signal(obj: np.ndarray, signal, probe: Probe, weights, offset: float = 0
     out.metadata.set_item("DeepSTEM.weights", os.fspath(path))
     out.metadata.set_item("DeepSTEM.weights_sha256", _sha256(path))
     out.metadata.set_item("DeepSTEM.detector_offset_subtracted", float(offset))
+    try:  # the decoder reproduces the frame, so the object holds the detected counts [counts per Å²]
+        from .io import sampling_of
+
+        out.metadata.set_item("DeepSTEM.detected_counts_per_A2", float(obj.mean()) / sampling_of(signal) ** 2)
+        out.metadata.set_item("DeepSTEM.detected_counts_note", "detector counts per Å² above the offset; the "
+                              "incident dose is this / (gain × fraction scattered onto the detector)")
+    except (ValueError, TypeError):  # no usable calibration: nothing to record
+        pass
     calibration = weights_calibration(path)
     if "one_atom_fraction" in calibration:  # read by find_atoms
         out.metadata.set_item("DeepSTEM.one_atom_fraction", float(calibration["one_atom_fraction"]))

@@ -17,6 +17,7 @@ where it stopped and loses nothing.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -112,8 +113,9 @@ def register_drift(previous: np.ndarray, current: np.ndarray, upsample: int = 20
 
 
 def frame_outputs(out: Path, index: int) -> dict[str, Path]:
-    """Output files of frame ``index``."""
-    return {"object": out / f"frame_{index:05d}_object.npy", "atoms": out / f"frame_{index:05d}_atoms.csv"}
+    """Output files of frame ``index`` (``step``: its registration on the previous frame, written by its task)."""
+    return {"object": out / f"frame_{index:05d}_object.npy", "atoms": out / f"frame_{index:05d}_atoms.csv",
+            "step": out / f"frame_{index:05d}_step.json"}
 
 
 def frame_atoms(obj: np.ndarray, sampling: float, material: str | None = "MoS2",
@@ -133,9 +135,10 @@ def frame_atoms(obj: np.ndarray, sampling: float, material: str | None = "MoS2",
                           **options)
 
 
-def _process_one(index: int, frame: np.ndarray, probe_dict: dict, sampling: float, weights, out: str,
-                 material, intensities: str = "counts") -> dict:
-    """One frame: reconstruct, find atoms, write both outputs atomically. Runs on a worker."""
+def _process_one(index: int, frame: np.ndarray, previous: np.ndarray | None, register: bool, probe_dict: dict,
+                 sampling: float, weights, out: str, material, intensities: str = "counts") -> dict:
+    """One frame: register it on the previous frame (if asked), reconstruct, find atoms, write the outputs
+    atomically. Runs on a worker, so registration scales with the workers instead of the client."""
     import torch
 
     from .model import psf_grid, weights_calibration
@@ -143,6 +146,14 @@ def _process_one(index: int, frame: np.ndarray, probe_dict: dict, sampling: floa
     from .reconstruction import reconstruct
 
     torch.set_num_threads(1)  # one core per worker: scale with workers, not threads
+    paths = frame_outputs(Path(out), index)
+    step = None
+    if register:
+        step = [0.0, 0.0, math.inf] if previous is None else \
+            [float(v) for v in register_drift(previous, frame, return_quality=True)]
+        tmp = paths["step"].with_suffix(".tmp")
+        tmp.write_text(json.dumps({"frame": index, "step_dy": step[0], "step_dx": step[1], "quality": step[2]}))
+        os.replace(tmp, paths["step"])
     probe = Probe.from_dict(probe_dict)
     obj = reconstruct(frame, probe, sampling=sampling, weights=weights)
     if intensities == "counts":  # the object locates the columns, the frame's counts quantify them
@@ -152,14 +163,13 @@ def _process_one(index: int, frame: np.ndarray, probe_dict: dict, sampling: floa
         level = weights_calibration(weights).get("one_atom_fraction")  # the network's one-S level, if measured
         atoms = frame_atoms(obj, sampling, material, one_atom_fraction=level)
     atoms.insert(0, "frame", index)
-    paths = frame_outputs(Path(out), index)
     tmp = paths["object"].with_suffix(".tmp.npy")
     np.save(tmp, obj.astype(np.float32))
     os.replace(tmp, paths["object"])
     tmp = paths["atoms"].with_suffix(".tmp")
     atoms.to_csv(tmp, index=False, float_format="%.4f")
     os.replace(tmp, paths["atoms"])  # the atoms file is written last: its presence marks the frame done
-    return _counts(index, atoms)
+    return {**_counts(index, atoms), "step": step}
 
 
 def _counts(index: int, atoms: pd.DataFrame) -> dict:
@@ -197,9 +207,10 @@ def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, we
                    intensities: str = "counts") -> pd.DataFrame:
     """Run the DeepSTEM pipeline on every frame of a series.
 
-    Each frame is read once: the main process registers it against the previous
-    frame while the workers reconstruct and analyse the frames already sent, so
-    registration costs no wall time of its own.
+    Each frame is read once, by the client, and sent to a task with the frame
+    before it: the task registers the pair, reconstructs and finds the atoms, so
+    every step of the work scales with the workers (the client only reads). The
+    steps are summed into the drift at the end.
 
     Parameters
     ----------
@@ -263,10 +274,18 @@ def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, we
     steps = np.full((n, 3), np.nan)
     if known:
         steps[:known] = old[["step_dy", "step_dx", "quality"]].to_numpy(float)[:known]
+    for i in range(known, n):  # steps the tasks of an interrupted run wrote
+        path = frame_outputs(out, i)["step"]
+        if path.exists():
+            record = json.loads(path.read_text())
+            steps[i] = (record["step_dy"], record["step_dx"], record["quality"])
     todo = {i for i in range(n) if not frame_outputs(out, i)["atoms"].exists()}
+    unknown = {i for i in range(n) if np.isnan(steps[i, 0])}
+    here = unknown - todo  # finished frames whose registration was lost: registered here, in the client
 
-    def needed(i):  # frame i is read only when it is processed or registered
-        return i in todo or i >= known or (i + 1 < n and i + 1 >= known)
+    def needed(i):  # frame i is read only when it is processed or registered (by its task or here)
+        after = i + 1 < n and (i + 1) in unknown
+        return i in todo or i in here or after
 
     own_cluster = None
     if scheduler is None:
@@ -282,6 +301,9 @@ def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, we
     def collect(future):
         record = future.result()  # raise a worker's error here
         future.release()
+        step = record.pop("step")
+        if step is not None:
+            steps[record["frame"]] = step
         counts[record["frame"]] = record
         bar.update()
 
@@ -294,14 +316,15 @@ def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, we
                 current = np.asarray(frames[i], float)
                 if current.ndim != 2:
                     raise ValueError(f"frame {i} is not 2-D (shape {current.shape})")
-            if i >= known:  # drift: sequential, in time order, overlapping the workers' frames
+            if i in here:  # a finished frame without its registration: done here, in time order
                 steps[i] = (0.0, 0.0, np.inf) if i == 0 else register_drift(previous, current, return_quality=True)
-            previous = current
             if i in todo:
                 while pending.count() >= max_in_flight:
                     collect(next(pending))
-                pending.add(client.submit(_process_one, i, current, probe_dict, sampling, weights, str(out),
-                                          material, intensities, pure=False))
+                pending.add(client.submit(_process_one, i, current, previous if i > 0 else None, i in unknown,
+                                          probe_dict, sampling, weights, str(out), material, intensities,
+                                          pure=False))
+            previous = current
         for future in pending:
             collect(future)
     finally:

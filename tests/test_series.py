@@ -103,3 +103,19 @@ def test_series_intensities_option(tmp_path, drifting):
     assert len(counted) == len(integrated) and not np.allclose(counted.intensity, integrated.intensity)
     with pytest.raises(ValueError, match="intensities must be"):
         series.process_series(stack, PROBE, 0.16, tmp_path / "bad", intensities="fit", progress=False)
+
+
+def test_resume_without_drift_file_uses_the_steps_of_the_tasks(tmp_path, drifting):
+    """An interrupted run has no drift.csv: each finished task left its registration step; a frame whose step
+    is lost is registered again in the client; only the frames needed are read."""
+    out = tmp_path / "run"
+    first = series.process_series(drifting, PROBE, 0.16, out, n_workers=1, progress=False)
+    drift = pd.read_csv(out / "drift.csv")
+    (out / "drift.csv").unlink()
+    series.frame_outputs(out, 3)["atoms"].unlink()  # frame 3 not finished (its step survived)
+    series.frame_outputs(out, 1)["step"].unlink()  # frame 1 finished, its step lost
+    counting = CountingFrames(drifting)
+    again = series.process_series(counting, PROBE, 0.16, out, n_workers=1, progress=False)
+    assert counting.reads == [0, 1, 3]
+    pd.testing.assert_frame_equal(pd.read_csv(out / "drift.csv"), drift)
+    pd.testing.assert_frame_equal(again, first)
