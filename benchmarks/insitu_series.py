@@ -44,16 +44,14 @@ def main():
         atoms = series.load_atoms(tmp)
         drift = pd.read_csv(Path(tmp) / "drift.csv")
 
-        def registered(found, i):
-            found.insert(0, "frame", i)
-            return found.assign(x_registered=found.x + drift.dx_A[i], y_registered=found.y + drift.dy_A[i])
+        def series_sites(find):  # find(i) on every frame, drift-corrected as load_atoms does
+            return series.with_drift(pd.concat([find(i).assign(frame=i) for i in range(len(acq))],
+                                               ignore_index=True), drift)
 
         level = evaluation.one_atom_fraction("deepstem")
-        atoms_object = pd.concat([registered(series.frame_atoms(np.load(series.frame_outputs(tmp, i)["object"]),
-                                                                sampling, one_atom_fraction=level), i)
-                                  for i in range(len(acq))], ignore_index=True)
-    atoms_raw = pd.concat([registered(series.frame_atoms(acq[i], sampling), i) for i in range(len(acq))],
-                          ignore_index=True)
+        atoms_object = series_sites(lambda i: series.frame_atoms(np.load(series.frame_outputs(tmp, i)["object"]),
+                                                                 sampling, one_atom_fraction=level))
+        atoms_raw = series_sites(lambda i: series.frame_atoms(acq[i], sampling))
     truth_xy, truth_ids = acq.adatom_truth()
     print(f"{args.frames} frames of {args.size}² px at {args.dose:.0e} e⁻/Å² per frame; "
           f"pipeline {elapsed:.0f} s ({args.frames / elapsed:.2f} frames/s on 2 workers)\n")

@@ -65,8 +65,6 @@ def one_atom_fraction(method: str) -> float:
     1/2 for the linear methods and the ``+fit`` ones; for the networks, the value measured on simulated
     frames and stored with their weights (:func:`measure_one_atom_fraction`).
     """
-    if method.endswith("+fit"):
-        return 0.5
     weights = {"deepstem": None, "supervised_unet": SUPERVISED_WEIGHTS}
     if method in weights:
         return float(weights_calibration(weights[method]).get("one_atom_fraction", 0.5))
@@ -128,9 +126,12 @@ def evaluate_frame(frame, methods=METHODS, rl_max: int = 100) -> list[dict]:
     psf = frame.probe.intensity((size, size), frame.sampling)
     ny, nx = frame.counts.shape
     extent = (nx * frame.sampling, ny * frame.sampling)
-    rows = []
+    rows, estimates = [], {}
     for method in methods:
-        est = estimate(method, frame, psf, rl_max)
+        base = method.removesuffix("+fit")  # a "+fit" method reuses its base method's object
+        if base not in estimates:
+            estimates[base] = estimate(base, frame, psf, rl_max)
+        est = estimates[base]
         # a method that finds no MoS2 at a low dose gets an empty table (quietly): every site scores as missed
         fit = {"counts": frame.counts, "psf": psf} if method.endswith("+fit") else {}
         found = frame_atoms(est, frame.sampling, one_atom_fraction=one_atom_fraction(method), **fit)

@@ -93,6 +93,11 @@ def _design(shape, x_px: np.ndarray, y_px: np.ndarray, kernel: np.ndarray, radiu
     return sparse.csr_matrix((vals, (rows, cols)), shape=(ny * nx, n + 1))
 
 
+def _poisson_weights(expected: np.ndarray, data: np.ndarray) -> np.ndarray:
+    """1 / variance of every pixel: its expected count (floored, so empty pixels do not dominate)."""
+    return 1.0 / np.maximum(expected, max(0.5, 0.05 * float(np.mean(data))))
+
+
 def column_intensities(image: np.ndarray, x, y, kernel: np.ndarray, sampling: float, *, fraction: float = 0.95,
                        reweight: int = 2, return_errors: bool = False):
     """Counts scattered by every column, fitted jointly at known positions.
@@ -177,11 +182,10 @@ def column_intensities(image: np.ndarray, x, y, kernel: np.ndarray, sampling: fl
         solution[inside], _ = cg(normal, AT @ (weights * data), x0=start, M=precondition, rtol=1e-10, atol=0.0,
                                  maxiter=5000)
         expected = A_in @ solution[inside]
-        # Poisson: the variance of a pixel is its expected count (floored, so empty pixels do not dominate)
-        weights = 1.0 / np.maximum(expected, max(0.5, 0.05 * float(np.mean(data))))
+        weights = _poisson_weights(expected, data)
     if not return_errors:
         return solution[:-1], float(solution[-1])
-    w = 1.0 / np.maximum(expected, max(0.5, 0.05 * float(np.mean(data)))) if poisson else np.ones_like(data)
+    w = _poisson_weights(expected, data) if poisson else np.ones_like(data)
     scale = float(np.sum(w * (data - expected) ** 2)) / max(len(data) - A_in.shape[1], 1)
     information = np.where(inside, np.asarray(A.multiply(A).T @ w).ravel(), 0.0)[:-1]
     errors = np.full(len(information), np.nan)

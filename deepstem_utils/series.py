@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["process_series", "register_drift", "frame_outputs", "frame_atoms", "FileFrames", "load_atoms",
-           "physical_sites"]
+           "physical_sites", "with_drift"]
 
 
 class FileFrames:
@@ -369,14 +369,20 @@ def load_atoms(out: str | os.PathLike, min_mo_fraction: float | None = 0.5) -> p
     table = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
     drift_path = out / "drift.csv"
     if drift_path.exists():
-        drift = pd.read_csv(drift_path).set_index("frame")
-        table["x_registered"] = table.x + table.frame.map(drift.dx_A)  # positions in the first frame [Å]
-        table["y_registered"] = table.y + table.frame.map(drift.dy_A)
+        table = with_drift(table, pd.read_csv(drift_path))
     run = out / "run.json"
     counted = run.exists() and json.loads(run.read_text()).get("intensities") == "counts"
     if counted and min_mo_fraction is not None:
         table = physical_sites(table, min_mo_fraction)
     return table
+
+
+def with_drift(atoms: pd.DataFrame, drift: pd.DataFrame) -> pd.DataFrame:
+    """Sites of a series (``frame``, ``x``, ``y`` [Å] in each frame) with ``x_registered`` and ``y_registered``:
+    positions in the frame of the first image, from ``drift.csv``'s ``frame``, ``dx_A``, ``dy_A``."""
+    shift = drift.set_index("frame")
+    return atoms.assign(x_registered=atoms.x + atoms.frame.map(shift.dx_A),
+                        y_registered=atoms.y + atoms.frame.map(shift.dy_A))
 
 
 def physical_sites(atoms: pd.DataFrame, min_mo_fraction: float = 0.5) -> pd.DataFrame:

@@ -175,11 +175,12 @@ def detect_events(atoms: pd.DataFrame, tracks: pd.DataFrame | None = None, grain
     if tracks is None:
         tracks = link_adatoms(atoms)
     first = atoms["frame"].min() if first_frame is None else first_frame
-    grain_mo, offset, labels_of = {}, {}, {}
+    grain_mo, grain_xy, offset = {}, {}, {}
     for frame, table in atoms.groupby("frame"):
         table = table.reset_index(drop=True)
         labels = grains(table, lattice_constant, min_size)
         grain_mo[frame] = _xy(table)[labels >= 0]
+        grain_xy[frame] = {g: _xy(table)[labels == g] for g in np.unique(labels[labels >= 0])}
         # where this frame sits in the registered coordinates (drift): registered minus frame position
         offset[frame] = np.median(_xy(table) - _xy(table, registered=False), axis=0) if len(table) else np.zeros(2)
     events = []
@@ -187,8 +188,8 @@ def detect_events(atoms: pd.DataFrame, tracks: pd.DataFrame | None = None, grain
     for row in grain_table.itertuples():
         if row.frame == first:
             continue
-        if len(row.parents) == 0 and (field is None or _was_in_view(atoms, row, offset, frames, field, border,
-                                                                      lattice_constant, min_size)):
+        if len(row.parents) == 0 and (field is None or _was_in_view(grain_xy[row.frame][row.grain], row.frame,
+                                                                      offset, frames, field, border)):
             events.append({"frame": row.frame, "kind": "nucleation", "x": row.x, "y": row.y,
                            "detail": f"new grain of {row.size} Mo"})
         elif len(row.parents) >= 2:
@@ -211,14 +212,12 @@ def detect_events(atoms: pd.DataFrame, tracks: pd.DataFrame | None = None, grain
         ["frame", "kind"], kind="stable").reset_index(drop=True)
 
 
-def _was_in_view(atoms, row, offset, frames, field, border, lattice_constant, min_size) -> bool:
-    """Was the place of a new grain inside the previous frame's field of view (so it grew there, rather than
-    drifting in across the edge)? True when most of its Mo lie more than ``border`` inside that field."""
-    table = atoms[atoms["frame"] == row.frame].reset_index(drop=True)
-    labels = grains(table, lattice_constant, min_size)
-    pts = _xy(table)[labels == row.grain]
-    earlier = [f for f in frames if f < row.frame]
-    previous = offset[earlier[-1]] if earlier else offset[row.frame]  # no earlier sites: the drift is that small
+def _was_in_view(pts: np.ndarray, frame: int, offset: dict, frames: list, field, border: float) -> bool:
+    """Was the place of a new grain (its Mo ``pts``, registered [Å]) inside the previous frame's field of view
+    (so it grew there, rather than drifting in across the edge)? True when most of its Mo lie more than
+    ``border`` inside that field."""
+    earlier = [f for f in frames if f < frame]
+    previous = offset[earlier[-1]] if earlier else offset[frame]  # no earlier sites: the drift is that small
     x, y = (pts - previous).T  # in the previous frame's own coordinates
     inside = (x > border) & (y > border) & (x < field[0] - border) & (y < field[1] - border)
     return bool(inside.mean() >= 0.5)

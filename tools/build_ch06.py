@@ -271,18 +271,15 @@ error and the F1 score of adatoms. The same series is also analysed **without
 DeepSTEM**: `find_atoms` on the raw frames, with the same registration.
 """),
 ("code", r'''
-def registered(found, i):
-    """One frame's sites with the drift-corrected positions, as series.load_atoms gives them."""
-    found.insert(0, "frame", i)
-    return found.assign(x_registered=found.x + drift.dx_A.iloc[i], y_registered=found.y + drift.dy_A.iloc[i])
+def series_sites(find):
+    """``find(i)`` on every frame, in one table with drift-corrected positions (as series.load_atoms gives them)."""
+    return series.with_drift(pd.concat([find(i).assign(frame=i) for i in range(N_FRAMES)], ignore_index=True), drift)
 
 
 level = evaluation.one_atom_fraction("deepstem")   # the network's one-S level (chapter 5)
-atoms_object = pd.concat([registered(series.frame_atoms(np.load(series.frame_outputs(out, i)["object"]), SAMPLING,
-                                                        one_atom_fraction=level), i) for i in range(N_FRAMES)],
-                         ignore_index=True)
-atoms_raw = pd.concat([registered(series.frame_atoms(acq[i], SAMPLING), i) for i in range(N_FRAMES)],
-                      ignore_index=True)
+atoms_object = series_sites(lambda i: series.frame_atoms(np.load(series.frame_outputs(out, i)["object"]), SAMPLING,
+                                                         one_atom_fraction=level))
+atoms_raw = series_sites(lambda i: series.frame_atoms(acq[i], SAMPLING))
 scores = {"DeepSTEM, counts fitted": acq.score(atoms), "DeepSTEM, object integrated": acq.score(atoms_object),
           "raw frames": acq.score(atoms_raw)}
 

@@ -224,16 +224,22 @@ level = {name: evaluation.one_atom_fraction("deepstem" if name == "DeepSTEM" els
 thinned = {f: (rng.binomial(counts, f).astype(float) if f < 1 else counts.astype(float)) for f in FRACTIONS}
 
 
-def find(name, frame):
-    fit = {"counts": frame, "psf": psf} if name.endswith("counts fit") else {}
-    return ds.find_atoms(methods[name](frame), sampling=sampling, one_atom_fraction=level[name], **fit)
+objects = {}   # one object per method and dose: the two DeepSTEM rows share their reconstruction
+
+
+def find(name, f):
+    key = (methods[name], f)
+    if key not in objects:
+        objects[key] = methods[name](thinned[f])
+    fit = {"counts": thinned[f], "psf": psf} if name.endswith("counts fit") else {}
+    return ds.find_atoms(objects[key], sampling=sampling, one_atom_fraction=level[name], **fit)
 
 
 rows, full_dose = [], {}
 for name in methods:
-    full = full_dose[name] = find(name, thinned[1.0])   # this method's own full-dose answer
+    full = full_dose[name] = find(name, 1.0)   # this method's own full-dose answer
     for f in FRACTIONS:
-        a = full if f == 1.0 else find(name, thinned[f])
+        a = full if f == 1.0 else find(name, f)
         i, j = match_sites(a, full.x, full.y, 0.5)
         rows.append({"method": name, "dose fraction": f, "dose estimate [e⁻/Å²]": f * dose, "sites found": len(a),
                      "matched to full dose": len(i) / max(len(full), 1),
