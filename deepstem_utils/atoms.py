@@ -138,7 +138,8 @@ def _mo_threshold(values: np.ndarray) -> float:
 
 
 def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iterations: int = 200,
-                   dopant_ratio: tuple[float, float] | None = None, alpha0: float = 0.5, fit_alpha: bool = True):
+                   dopant_ratio: tuple[float, float] | None = None, alpha0: float = 0.5, fit_alpha: bool = True,
+                   class_prior: str = "equal"):
     """EM for the intensities of S sites: 0, 1 or 2 S atoms.
 
     Class ``k`` has mean ``b + c_k u`` with ``c = (0, 2α, 2)`` and variance
@@ -158,8 +159,18 @@ def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iteratio
     mean ``b + (1 + r) u``, where the dopant scatters ``r`` times one S, fitted within
     ``[lo, hi]`` (the band the Z-exponent allows).
 
-    Returns the posterior probabilities (n, 3 or 4) and the fitted parameters.
+    The class fractions are fitted with the levels, but with ``class_prior="equal"``
+    (the default) the returned probabilities weigh the classes equally: a site is
+    labelled by its own intensity, as the ideal observer labels it, and not by how
+    common its class is in this image. A frame holding few S₁ sites would otherwise
+    fit a tiny S₁ fraction and read every one of them as S₂ or empty (the fitted
+    fraction collapses when a class has a handful of members). ``"fitted"`` uses the
+    fitted fractions (the most probable class, given the image's mixture).
+
+    Returns the probabilities (n, 3 or 4) and the fitted parameters.
     """
+    if class_prior not in ("equal", "fitted"):
+        raise ValueError(f"class_prior must be 'equal' or 'fitted', got {class_prior!r}")
     b = b_hollow = float(np.median(empty))
     mad = 1.4826 * float(np.median(np.abs(empty - b))) if len(empty) > 4 else 0.0
     u = max(unit0, 1e-12)
@@ -174,10 +185,11 @@ def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iteratio
     def steps(a):
         return np.array([0.0, 2 * a, 2.0] + ([1.0 + ratio] if dopant_ratio else []))
 
-    def posterior(x):
+    def posterior(x, prior=None):
         c = steps(alpha)
         mean, var = b + c * u, s0**2 + c * v
-        logp = -0.5 * (x[:, None] - mean) ** 2 / var - 0.5 * np.log(2 * np.pi * var) + np.log(weights)
+        logp = -0.5 * (x[:, None] - mean) ** 2 / var - 0.5 * np.log(2 * np.pi * var) + np.log(
+            weights if prior is None else prior)
         p = np.exp(logp - logp.max(1, keepdims=True))
         return p / p.sum(1, keepdims=True)
 
@@ -217,7 +229,8 @@ def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iteratio
         u, v = u_new, v_new
         if converged:
             break
-    return posterior(values), {"background": b, "per_atom": u, "sigma0": s0, "var_per_atom": v, "weights": weights,
+    final = np.full(len(weights), 1 / len(weights)) if class_prior == "equal" else weights
+    return posterior(values, final), {"background": b, "per_atom": u, "sigma0": s0, "var_per_atom": v, "weights": weights,
                                "one_atom_fraction": alpha, "dopant_ratio": ratio}
 
 
@@ -371,7 +384,8 @@ SIGNIFICANCE = 5.0
 
 def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2", *,
                lattice_constant: float | None = None, radius: float = 0.7, dopant: str | None = None,
-               one_atom_fraction: float | None = None, counts=None, psf: np.ndarray | None = None) -> pd.DataFrame:
+               one_atom_fraction: float | None = None, counts=None, psf: np.ndarray | None = None,
+               class_prior: str = "equal") -> pd.DataFrame:
     """Locate atomic columns and identify their species.
 
     Parameters
@@ -411,6 +425,13 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
     psf : (k, k) ndarray, optional
         Probe intensity on the frame's pixel grid (:meth:`Probe.intensity`), centred
         on pixel ``k // 2``; needed with ``counts``.
+    class_prior : {"equal", "fitted"}
+        How an S site's label weighs the classes (S₂, S₁, empty). ``"equal"``: by
+        the likelihood of its own intensity alone, as the ideal observer does, so
+        the label does not depend on how many other defects the image holds.
+        ``"fitted"``: weighted by the class fractions fitted to this image (the most
+        probable class when the image is typical of the specimen; rare classes in a
+        small image are then under-called).
 
     Returns
     -------
@@ -429,6 +450,9 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
     >>> sorted(set(atoms.species))
     ['Mo', 'S2']
     """
+    if class_prior not in ("equal", "fitted"):
+        raise ValueError(f"class_prior must be 'equal' (label by the site's own intensity) or 'fitted', "
+                         f"got {class_prior!r}")
     if (counts is None) != (psf is None):
         raise ValueError("counts and psf go together: give both (the frame and its probe intensity) or neither")
     if one_atom_fraction is None and counts is not None:
@@ -491,7 +515,8 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
                                  f"got {dopant!r}")
             ratio = tuple(sorted(((Z[dopant] / Z["S"]) ** 1.4, (Z[dopant] / Z["S"]) ** 2.1)))
         post, params = _fit_s_mixture(s_int, unit0=0.19 * float(np.median(lattice_mo)), empty=empty,
-                                      dopant_ratio=ratio, alpha0=one_atom_fraction, fit_alpha=counts is None)
+                                      dopant_ratio=ratio, alpha0=one_atom_fraction, fit_alpha=counts is None,
+                                      class_prior=class_prior)
         cls = post.argmax(1)
         conf = post.max(1)
         # an edge site held by a single Mo and empty is more likely beyond the edge than a vacancy

@@ -180,3 +180,24 @@ def test_one_atom_fraction_starts_the_mixture_where_the_object_puts_one_atom():
     pd.testing.assert_frame_equal(ds.find_atoms(signal), ds.find_atoms(obj, sampling=S, one_atom_fraction=0.75))
     with pytest.raises(ValueError, match="one_atom_fraction"):
         ds.find_atoms(obj, sampling=S, one_atom_fraction=1.5)
+
+
+def test_rare_lone_s_atoms_are_labelled_by_their_own_intensity():
+    """A frame with 5 S1 among 60 S2: with the fitted class fractions the S1 fraction collapses and the
+    lone S atoms are read as S2 or empty; with equal class weights (the ideal observer's rule) they are not."""
+    recalls = {"equal": [], "fitted": []}
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        values = np.r_[rng.normal(0, 4.5, 20), rng.normal(25, 8, 5), rng.normal(50, 10, 60)]
+        truth = np.repeat([0, 1, 2], [20, 5, 60])
+        hollows = rng.normal(0, 4.5, 40)
+        for prior in recalls:
+            post, params = atoms._fit_s_mixture(values, unit0=25.0, empty=hollows, fit_alpha=False, class_prior=prior)
+            assert np.allclose(post.sum(1), 1)
+            label = post.argmax(1)
+            recalls[prior].append([np.mean(label[truth == k] == k) for k in range(3)])
+    equal, fitted = np.array(recalls["equal"]), np.array(recalls["fitted"])
+    assert equal[:, 1].mean() > 0.85 and fitted[:, 1].mean() < equal[:, 1].mean() - 0.15
+    assert equal.mean() > fitted.mean() + 0.03  # balanced accuracy
+    with pytest.raises(ValueError, match="class_prior"):
+        ds.find_atoms(np.ones((40, 40)), sampling=S, class_prior="flat")
