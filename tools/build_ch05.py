@@ -73,8 +73,13 @@ PROBE = ds.Probe(80e3, 30.0, {"C10": 10.0, "C12": 15.0, "phi12": 0.3, "C21": 150
    linear in the atoms $\alpha = 1/2$; a regularised reconstruction need not be
    linear (a prior learned mostly from full S₂ columns lifts a lone S towards
    S₂), so $\alpha$ is fitted too, within 0.3–0.8, when enough sites hold one
-   atom. Each site gets its most probable class and that posterior probability
-   as its **confidence**. No fixed thresholds.
+   atom. The class fractions are fitted with the levels, but a site's label
+   weighs the classes equally: it is the class under which the site's own
+   intensity is most likely, the rule of the ideal observer below, and its
+   normalised likelihood is the **confidence**. (With the fitted fractions, a
+   frame that holds a handful of S₁ sites fits an S₁ fraction near zero and reads
+   them all as S₂ or empty; `class_prior="fitted"` gives that behaviour.) No fixed
+   thresholds.
 
 A frame with only a few S₁ sites cannot fit $\alpha$, so the fit starts from
 the level where the network is known to put one S atom: measured once on
