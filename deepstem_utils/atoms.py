@@ -351,18 +351,28 @@ def _mos2_sites(columns: pd.DataFrame, obj, sampling, shape, a: float | None):
     return mo, on_lattice, s_sites, support, a, hollows
 
 
-def _fitted_intensities(counts, psf, shape, sampling, mo, s_sites, hollows):
-    """Intensities of the Mo columns, S sites and hollow sites fitted jointly to the counts."""
-    from .quantify import column_intensities
+def _fitted_intensities(counts, psf, shape, sampling, mo, s_sites, hollows, refine: bool = True):
+    """Intensities of the Mo columns, S sites and hollow sites fitted jointly to the counts.
+
+    With ``refine`` the Mo and S positions are first refined against the counts
+    (:func:`quantify.refine_positions`; hollow sites stay where the lattice puts them).
+    Returns the intensities, the Mo standard errors, and the (refined) Mo and S positions.
+    """
+    from .quantify import column_intensities, refine_positions
 
     frame = np.asarray(getattr(counts, "data", counts), dtype=float)
     if frame.shape != tuple(shape):
         raise ValueError(f"counts must have the object's shape {tuple(shape)}, got {frame.shape}")
+    kernel = np.asarray(psf, dtype=float)
     xy = np.vstack([mo[["x", "y"]].to_numpy(), s_sites.reshape(-1, 2), hollows.reshape(-1, 2)])
-    fitted, _, errors = column_intensities(frame, xy[:, 0], xy[:, 1], np.asarray(psf, dtype=float), sampling,
-                                           return_errors=True)
     n_mo, n_s = len(mo), len(s_sites)
-    return fitted[:n_mo], fitted[n_mo:n_mo + n_s], fitted[n_mo + n_s:], errors[:n_mo]
+    if refine and len(xy):
+        movable = np.arange(len(xy)) < n_mo + n_s
+        x, y, _ = refine_positions(frame, xy[:, 0], xy[:, 1], kernel, sampling, movable=movable)
+        xy = np.c_[x, y]
+    fitted, _, errors = column_intensities(frame, xy[:, 0], xy[:, 1], kernel, sampling, return_errors=True)
+    return (fitted[:n_mo], fitted[n_mo:n_mo + n_s], fitted[n_mo + n_s:], errors[:n_mo], xy[:n_mo],
+            xy[n_mo:n_mo + n_s])
 
 
 def _cluster(points: np.ndarray, distance: float) -> list[np.ndarray]:
@@ -385,7 +395,7 @@ SIGNIFICANCE = 5.0
 def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2", *,
                lattice_constant: float | None = None, radius: float = 0.7, dopant: str | None = None,
                one_atom_fraction: float | None = None, counts=None, psf: np.ndarray | None = None,
-               class_prior: str = "equal") -> pd.DataFrame:
+               class_prior: str = "equal", refine: bool = True) -> pd.DataFrame:
     """Locate atomic columns and identify their species.
 
     Parameters
@@ -432,6 +442,11 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
         ``"fitted"``: weighted by the class fractions fitted to this image (the most
         probable class when the image is typical of the specimen; rare classes in a
         small image are then under-called).
+    refine : bool
+        With ``counts``: refine the Mo and S positions against the counts by the
+        linear image model before measuring the intensities
+        (:func:`quantify.refine_positions`). The object map gives the start; the
+        counts pin each column as closely as the dose allows.
 
     Returns
     -------
@@ -488,8 +503,9 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
         warnings.warn(str(message), stacklevel=2)
         return empty
     if counts is not None:
-        mo_int, s_int, hollow_int, mo_err = _fitted_intensities(counts, psf, array.shape, sampling, mo, s_sites,
-                                                                 hollows)
+        mo_int, s_int, hollow_int, mo_err, mo_xy, s_sites = _fitted_intensities(
+            counts, psf, array.shape, sampling, mo, s_sites, hollows, refine=refine)
+        mo = mo.assign(x=mo_xy[:, 0], y=mo_xy[:, 1])
         # an off-lattice bright column whose counts are not significantly above zero is a peak of noise (bare
         # support); lattice Mo are vouched for by their neighbours (and a low dose must not lose them)
         real = on_lattice | (mo_int >= SIGNIFICANCE * mo_err)

@@ -66,7 +66,7 @@ class UNet(nn.Module):
         Input channels (frame and its Wiener-filtered copy).
     """
 
-    def __init__(self, base: int = 8, depth: int = 3, in_channels: int = 2):
+    def __init__(self, base: int = 16, depth: int = 3, in_channels: int = 2):
         super().__init__()
         self.depth = depth
         chans = [base * 2**i for i in range(depth)]

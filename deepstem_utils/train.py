@@ -51,7 +51,7 @@ DEFAULT_CONFIG = {
     "crop": 96,
     "lr": 2e-3,
     "lr_final": 1e-4,
-    "base": 8,
+    "base": 16,
     "depth": 3,
     "target": "split",
     "split": 0.5,
