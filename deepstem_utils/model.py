@@ -89,7 +89,9 @@ class UNet(nn.Module):
             skips.append(x)
         x = skips.pop()
         for up, fuse in zip(self.up, self.fuse):
-            x = up(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
+            # the 1x1 convolution commutes with bilinear upsampling (both linear; the weights of an interpolated
+            # pixel sum to 1, so the bias passes through): applied first, on a quarter of the pixels
+            x = F.interpolate(up(x), scale_factor=2, mode="bilinear", align_corners=False)
             x = fuse(torch.cat([x, skips.pop()], 1))
         return F.softplus(self.head(x))
 

@@ -92,10 +92,33 @@ def _tiles(n: int, tile: int, overlap: int) -> list[int]:
     return sorted(set(starts))
 
 
-def _run_network(net, x: torch.Tensor, sigma: float, tile: int, overlap: int, progress: bool) -> np.ndarray:
-    """Encoder (U-Net and atom blur) on a (1, 2, H, W) input, tiled with blended overlaps when large."""
+def native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 convolutions natively (AVX512-BF16 or AMX, through oneDNN)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _use_bfloat16(precision: str) -> bool:
+    if precision not in ("auto", "float32", "bfloat16"):
+        raise ValueError(f"precision must be 'auto', 'float32' or 'bfloat16', got {precision!r}")
+    return precision == "bfloat16" or (precision == "auto" and native_bfloat16())
+
+
+def _run_network(net, x: torch.Tensor, sigma: float, tile: int, overlap: int, progress: bool,
+                 bfloat16: bool = False) -> np.ndarray:
+    """Encoder (U-Net and atom blur) on a (1, 2, H, W) input, tiled with blended overlaps when large.
+
+    With ``bfloat16`` the U-Net's convolutions run in bfloat16 (the input, the output and the atom blur stay
+    float32)."""
     _, _, h, w = x.shape
-    encoder = lambda t: atom_blur(net(t.contiguous(memory_format=torch.channels_last)).contiguous(), sigma)  # noqa: E731
+
+    def encoder(t):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+            density = net(t.contiguous(memory_format=torch.channels_last))
+        return atom_blur(density.float().contiguous(), sigma)
+
     if h <= tile and w <= tile:
         return encoder(x)[0, 0].numpy().astype(np.float64)
     out = np.zeros((h, w))
@@ -127,7 +150,7 @@ def _run_network(net, x: torch.Tensor, sigma: float, tile: int, overlap: int, pr
 
 
 def _reconstruct_array(image: np.ndarray, probe: Probe, sampling: float, weights, tile: int, overlap: int,
-                       progress: bool) -> np.ndarray:
+                       progress: bool, precision: str = "float32") -> np.ndarray:
     net, config = _model(weights)
     ny, nx = image.shape
     work = float(np.clip(sampling, *SAMPLING_RANGE))
@@ -155,7 +178,8 @@ def _reconstruct_array(image: np.ndarray, probe: Probe, sampling: float, weights
     with torch.inference_mode():
         inp = encoder_input(torch.from_numpy(padded.astype(np.float32))[None, None], psf)
         sigma = float(config.get("atom_width", 0.0)) / work
-        obj = _run_network(net, inp, sigma, tile, overlap, progress)[top:top + h, left:left + w]
+        obj = _run_network(net, inp, sigma, tile, overlap, progress, _use_bfloat16(precision))[top:top + h,
+                                                                                               left:left + w]
     if zoomed:
         from skimage.transform import resize
 
@@ -175,6 +199,7 @@ def reconstruct(
     overlap: int = 96,
     progress: bool = False,
     offset: float | str | None = "auto",
+    precision: str = "float32",
 ):
     """Reconstruct the HAADF object function of a frame with the DeepSTEM encoder.
 
@@ -202,6 +227,11 @@ def reconstruct(
         (:func:`detector.estimate_gain_offset`) and subtracts it only when it is
         a clear pedestal (more than 20 % of the mean), as in raw files from
         analogue detectors; counted frames are left alone. None: no correction.
+    precision : {"float32", "bfloat16", "auto"}
+        Arithmetic of the U-Net's convolutions. ``"bfloat16"`` is about twice as
+        fast on CPUs that compute it natively (AVX512-BF16, AMX; see
+        :func:`native_bfloat16`) and much slower on others; ``"auto"`` uses it only
+        where it is native. Input, output and the fixed layers stay float32.
 
     Returns
     -------
@@ -239,7 +269,8 @@ def reconstruct(
             raise ValueError("sampling is required for an array image: pass sampling=<Å per pixel>")
     sampling = _check_sampling(sampling)
     array, used_offset = _remove_offset(array, offset)
-    obj = _reconstruct_array(array, probe, sampling, weights, tile, overlap, progress)
+    _use_bfloat16(precision)  # a bad value fails before any work
+    obj = _reconstruct_array(array, probe, sampling, weights, tile, overlap, progress, precision)
     if signal is None:
         return obj
     return _as_signal(obj, signal, probe, weights, used_offset)

@@ -208,3 +208,30 @@ def test_gain_offset_estimate():
     est = detector.estimate_gain_offset(f.counts)
     assert est["offset"] == pytest.approx(3000.0, abs=150)
     assert est["gain"] == pytest.approx(50.0, rel=0.35)
+
+
+def test_upsampling_path_equals_interpolate_then_project():
+    """The U-Net projects channels (1x1 conv) before the bilinear upsampling: the same map as after it."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    net = model.UNet(base=8, depth=3)
+    x = torch.randn(1, 8 * 4, 12, 20)
+    for up in net.up:
+        x_up = x[:, :up.in_channels]
+        after = up(F.interpolate(x_up, scale_factor=2, mode="bilinear", align_corners=False))
+        before = F.interpolate(up(x_up), scale_factor=2, mode="bilinear", align_corners=False)
+        torch.testing.assert_close(before, after, rtol=1e-5, atol=1e-5)
+
+
+def test_bfloat16_gives_the_float32_object(frame):
+    a = reconstruct(frame.counts, frame.probe, sampling=frame.sampling, precision="float32")
+    b = reconstruct(frame.counts, frame.probe, sampling=frame.sampling, precision="bfloat16")
+    assert b.dtype == np.float64 and b.shape == a.shape and b.min() >= 0
+    assert np.linalg.norm(b - a) / np.linalg.norm(a) < 0.02
+    assert abs(b.sum() / a.sum() - 1) < 0.005
+    auto = reconstruct(frame.counts, frame.probe, sampling=frame.sampling, precision="auto")
+    expected = b if ds.reconstruction.native_bfloat16() else a
+    np.testing.assert_array_equal(auto, expected)
+    with pytest.raises(ValueError, match="precision"):
+        reconstruct(frame.counts, frame.probe, sampling=frame.sampling, precision="float16")
