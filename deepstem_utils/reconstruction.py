@@ -199,7 +199,7 @@ def reconstruct(
     overlap: int = 96,
     progress: bool = False,
     offset: float | str | None = "auto",
-    precision: str = "float32",
+    precision: str = "auto",
 ):
     """Reconstruct the HAADF object function of a frame with the DeepSTEM encoder.
 
@@ -230,8 +230,9 @@ def reconstruct(
     precision : {"float32", "bfloat16", "auto"}
         Arithmetic of the U-Net's convolutions. ``"bfloat16"`` is about twice as
         fast on CPUs that compute it natively (AVX512-BF16, AMX; see
-        :func:`native_bfloat16`) and much slower on others; ``"auto"`` uses it only
-        where it is native. Input, output and the fixed layers stay float32.
+        :func:`native_bfloat16`) and much slower on others; ``"auto"`` (default) uses
+        it only where it is native. Input, output and the fixed layers stay float32;
+        the object differs from the float32 one by well under 1 % (a unit test checks 2 %).
 
     Returns
     -------
@@ -273,7 +274,7 @@ def reconstruct(
     obj = _reconstruct_array(array, probe, sampling, weights, tile, overlap, progress, precision)
     if signal is None:
         return obj
-    return _as_signal(obj, signal, probe, weights, used_offset)
+    return _as_signal(obj, signal, probe, weights, used_offset, precision)
 
 
 def _remove_offset(array: np.ndarray, offset) -> tuple[np.ndarray, float]:
@@ -297,7 +298,7 @@ def _remove_offset(array: np.ndarray, offset) -> tuple[np.ndarray, float]:
     return out, offset
 
 
-def _as_signal(obj: np.ndarray, signal, probe: Probe, weights, offset: float = 0.0):
+def _as_signal(obj: np.ndarray, signal, probe: Probe, weights, offset: float = 0.0, precision: str = "float32"):
     from . import __version__
     from .model import _sha256
 
@@ -313,6 +314,7 @@ def _as_signal(obj: np.ndarray, signal, probe: Probe, weights, offset: float = 0
     out.metadata.set_item("DeepSTEM.weights", os.fspath(path))
     out.metadata.set_item("DeepSTEM.weights_sha256", _sha256(path))
     out.metadata.set_item("DeepSTEM.detector_offset_subtracted", float(offset))
+    out.metadata.set_item("DeepSTEM.precision", "bfloat16" if _use_bfloat16(precision) else "float32")
     try:  # the decoder reproduces the frame, so the object holds the detected counts [counts per Å²]
         from .io import sampling_of
 

@@ -120,6 +120,7 @@ def test_reconstruct_cli_writes_calibrated_object(frame_files):
     assert obj.axes_manager.signal_axes[0].scale == pytest.approx(0.16)
     assert obj.axes_manager.signal_axes[0].units == "Å"
     assert obj.metadata.DeepSTEM.weights_sha256
+    assert obj.metadata.DeepSTEM.precision in ("float32", "bfloat16")
     # what produced it: the detected counts per area (the frame's counts over its area)
     assert obj.metadata.DeepSTEM.detected_counts_per_A2 == pytest.approx(frame.counts.mean() / 0.16**2, rel=0.05)
     expected = ds.reconstruct(frame.counts, ds.Probe.from_json(tmp / "probe.json"), sampling=0.16)
