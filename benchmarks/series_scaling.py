@@ -2,7 +2,10 @@
 
 Frames are made on the fly (one simulated 512² specimen, drifting, fresh Poisson
 noise per frame), so the series never sits in memory. Peak memory is the
-largest resident set of this process plus the dask workers, sampled every 0.2 s.
+largest resident set of this process plus the dask workers, sampled every 0.2 s
+(every 1 s for the memory runs, which also record it against the frames done,
+split into this process, which holds the client and the LocalCluster's
+scheduler, and the largest worker).
 
 Run: .venv/bin/python benchmarks/series_scaling.py [--lengths 200 1000] [--size 512] [--throughput-frames 40]
 """
@@ -13,6 +16,7 @@ import argparse
 import tempfile
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -42,17 +46,30 @@ class SyntheticSeries:
         return np.random.default_rng(i).poisson(np.clip(view, 0, None)).astype(float)
 
 
-def peak_memory(run):
+def peak_memory(run, out=None, trace=None):
+    """Peak resident memory [MiB] of this process plus its children while ``run()`` runs, and the seconds.
+
+    With ``out`` and ``trace`` (a list), every sample also records how many frames are done (atoms files in
+    ``out``) and the memory of this process (client and scheduler) and of the largest child (a worker)."""
     me = psutil.Process()
     peak = [0]
     stop = threading.Event()
 
     def sample():
         while not stop.is_set():
-            total = me.memory_info().rss + sum(c.memory_info().rss for c in me.children(recursive=True)
-                                               if c.is_running())
+            children = []
+            for c in me.children(recursive=True):
+                try:
+                    children.append(c.memory_info().rss)
+                except psutil.Error:  # a child that just ended
+                    pass
+            own = me.memory_info().rss
+            total = own + sum(children)
             peak[0] = max(peak[0], total)
-            time.sleep(0.2)
+            if trace is not None and out is not None:
+                done = sum(1 for _ in Path(out).glob("frame_*_atoms.csv"))
+                trace.append((done, total / 2**20, own / 2**20, max(children, default=0) / 2**20))
+            time.sleep(0.2 if trace is None else 1.0)
 
     t = threading.Thread(target=sample, daemon=True)
     t.start()
@@ -73,12 +90,24 @@ def main():
     args = parser.parse_args()
     print("| frames | peak memory [MiB] | seconds | frames/s |")
     print("|---|---|---|---|")
+    traces = {}
     for n in args.lengths:
         frames = SyntheticSeries(n, args.size)
+        traces[n] = []
         with tempfile.TemporaryDirectory() as tmp:
             mem, sec = peak_memory(lambda: series.process_series(frames, PROBE, 0.16, tmp, n_workers=2,
-                                                                 progress=False))
+                                                                 progress=False), tmp, traces[n])
         print(f"| {n} | {mem:.0f} | {sec:.0f} | {n / sec:.2f} |", flush=True)
+    if args.lengths:
+        n = max(args.lengths)
+        trace = np.array(traces[n])
+        print(f"\nMemory while the {n}-frame series runs (highest sample up to each point) [MiB]:\n")
+        print("| frames done | all processes | client + scheduler | largest worker |")
+        print("|---|---|---|---|")
+        for mark in np.unique(np.linspace(n / 10, n, 10).astype(int)):
+            upto = trace[trace[:, 0] <= mark]
+            if len(upto):
+                print(f"| {mark} | {upto[:, 1].max():.0f} | {upto[:, 2].max():.0f} | {upto[:, 3].max():.0f} |")
     print()
     print("| workers | frames/s |")
     print("|---|---|")
