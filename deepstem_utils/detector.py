@@ -20,6 +20,12 @@ from scipy import ndimage
 __all__ = ["estimate_gain_offset", "to_electrons"]
 
 
+def _block_mean(a: np.ndarray, window: int) -> np.ndarray:
+    """Means of the non-overlapping ``window`` × ``window`` blocks of ``a`` (a partial last block dropped)."""
+    ny, nx = a.shape[0] // window, a.shape[1] // window
+    return a[:ny * window, :nx * window].reshape(ny, window, nx, window).mean((1, 3))
+
+
 def estimate_gain_offset(image: np.ndarray, window: int = 16) -> dict:
     """Gain [counts/e⁻] and dark offset [counts] of a frame, by photon transfer.
 
@@ -47,8 +53,11 @@ def estimate_gain_offset(image: np.ndarray, window: int = 16) -> dict:
     x = np.asarray(image, dtype=np.float64)
     # noise variance from second differences: for white noise var(x[i-1] - 2x[i] + x[i+1]) = 6 var
     d2 = x[:-2, :] - 2 * x[1:-1, :] + x[2:, :]
-    noise_var = ndimage.uniform_filter(d2**2, window)[::window, ::window] / 6.0
-    mean = ndimage.uniform_filter(x[1:-1, :], window)[::window, ::window]
+    noise_var = _block_mean(d2**2, window) / 6.0
+    mean = _block_mean(x[1:-1, :], window)
+    if mean.size < 4:  # a frame smaller than a few windows: overlapping windows instead
+        noise_var = ndimage.uniform_filter(d2**2, window)[::window, ::window] / 6.0
+        mean = ndimage.uniform_filter(x[1:-1, :], window)[::window, ::window]
     mean, noise_var = mean.ravel(), noise_var.ravel()
     # the signal curvature adds to d2 where the image changes fastest: drop the top tail
     keep = noise_var <= np.percentile(noise_var, 90)
