@@ -156,7 +156,12 @@ placed at every located Mo column, S site and hollow site, fitted jointly by
 least squares weighted with the Poisson variance). The $a_i$ are linear in the
 number of atoms whatever produced the map, so one S atom lies half-way between
 an empty site and S₂ again, and overlapping columns are separated rather than
-summed. `find_atoms(obj, counts=frame, psf=probe_intensity)` does this; the
+summed. Before the intensities are measured, the positions of the Mo columns
+and S sites are themselves refined against the counts by the same model (a
+damped Gauss–Newton step per column for $a_i$ and $\mathbf r_i$,
+`quantify.refine_positions`): the object map gives the start, the counts pin each
+column as closely as the dose allows (the Cramér–Rao bound below).
+`find_atoms(obj, counts=frame, psf=probe_intensity)` does both; the
 mixture model is unchanged. In the sweep below the methods marked **+fit**
 locate the columns in their object (DeepSTEM's, or the Gaussian-filtered
 frame) and count them in the frame. This is the ideal observer's model
@@ -357,15 +362,19 @@ What the sweep says, in three steps:
    the atoms, fitting the counts changes little (the curves above). DeepSTEM's
    sharper map helps where the lattice is *located*: its Mo positions are more
    precise than those of the raw or filtered frames (right panel).
-3. **The counts already hold nearly the answer.** Even so, DeepSTEM + fit does
-   not need *less* dose than the best classical method, and the ≤ 1/4 target
-   asks for less than the ideal observer itself needs (the last row of the
-   table, computed): no method can reach it on these frames, because the
-   classical methods are already within a small factor of the physical limit.
-   What remains between DeepSTEM + fit and the ideal observer is finding the
-   lattice at the lowest doses (missed sites count as wrong), the mixture model
-   learning its levels from one frame's sites (the ideal observer is given them),
-   and the smooth contamination that a constant background does not model.
+3. **The counts already hold nearly the answer.** The classical methods read
+   the same counts, and with the same labelling rule as the ideal observer (each
+   site by its own likelihood) they come within a small factor of the physical
+   limit: the ratios printed above say how DeepSTEM + fit compares with the best
+   of them. Gaussian + fit quantifies exactly as DeepSTEM + fit does (positions
+   refined and intensities fitted in the counts); the two differ only in where
+   the columns are first found. The ≤ 1/4 target asks for less than the ideal
+   observer itself needs whenever the last row of the table is above 1: then no
+   method can reach it on these frames. What remains between DeepSTEM + fit and
+   the ideal observer is finding the lattice at the lowest doses (missed sites
+   count as wrong), the mixture model learning its levels from one frame's sites
+   (the ideal observer is given them), and the smooth contamination that a
+   constant background does not model.
 
 The supervised U-Net is the same network as DeepSTEM's encoder, fed the same
 frames; only the loss differs. Where it does better than DeepSTEM with the
