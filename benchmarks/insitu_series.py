@@ -74,8 +74,8 @@ def main():
     truth = acq.truth_events()
     truth = truth[truth.in_field].kind.value_counts()
     print("\n| event | found (DeepSTEM) | twin, in view |\n|---|---|---|")
-    for kind in ("nucleation", "coalescence", "attachment"):
-        print(f"| {kind} | {found.get(kind, 0)} | {truth.get(kind, 0)} |")
+    for kind in ("nucleation", "coalescence", "attachment", "entry"):
+        print(f"| {kind} | {found.get(kind, 0)} | {truth.get(kind, 0) if kind != 'entry' else 'not logged'} |")
 
 
 if __name__ == "__main__":

@@ -380,11 +380,12 @@ predecessor is a **nucleation**, a grain with two or more is a
 **coalescence**, an adatom track that ends next to a grain is an
 **attachment**. Next to it, the twin's own log of the same kinds of event inside
 the field of view. (The twin logs a nucleation when two Mo meet; the pipeline
-sees a grain from four Mo on, a few frames later.) A new grain at the edge of the
-field counts as a nucleation only where the previous frame could already see
-(the drift is known from the registered positions); a grain that nucleated
-outside the field and *grows* into it cannot be told from one nucleated at the
-edge, and counts as one too.
+sees a grain from four Mo on, a few frames later.) A new grain counts as a
+nucleation only where the previous frame could already see (the drift is known
+from the registered positions) and when none of its Mo touches the edge of the
+field. Otherwise it is an **entry**: a grain that nucleated outside the field
+and grew or drifted into it cannot be told from one that nucleated at the edge,
+so the pipeline does not claim either (the twin's log has no such kind).
 """),
 ("code", r"""
 # the series starts at frame 0 even when its first frames have no sites (bare graphene)
