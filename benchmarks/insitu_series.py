@@ -75,7 +75,7 @@ def main():
     truth = truth[truth.in_field].kind.value_counts()
     print("\n| event | found (DeepSTEM) | twin, in view |\n|---|---|---|")
     for kind in ("nucleation", "coalescence", "attachment", "entry"):
-        print(f"| {kind} | {found.get(kind, 0)} | {truth.get(kind, 0) if kind != 'entry' else 'not logged'} |")
+        print(f"| {kind} | {found.get(kind, 0)} | {truth.get(kind, 0) if kind != 'entry' else 'not logged (drifted into view)'} |")
 
 
 if __name__ == "__main__":

@@ -112,8 +112,9 @@ def register_drift(previous: np.ndarray, current: np.ndarray, upsample: int = 20
     return float(shift[0]), float(shift[1]), float(z)
 
 
-def frame_outputs(out: Path, index: int) -> dict[str, Path]:
+def frame_outputs(out: str | os.PathLike, index: int) -> dict[str, Path]:
     """Output files of frame ``index`` (``step``: its registration on the previous frame, written by its task)."""
+    out = Path(out)
     return {"object": out / f"frame_{index:05d}_object.npy", "atoms": out / f"frame_{index:05d}_atoms.csv",
             "step": out / f"frame_{index:05d}_step.json"}
 

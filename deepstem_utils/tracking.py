@@ -159,9 +159,9 @@ def detect_events(atoms: pd.DataFrame, tracks: pd.DataFrame | None = None, grain
     field : (float, float), optional
         Field of view ``(width, height)`` [Å]. A new grain counts as nucleated only if most of its Mo
         lie more than ``border`` inside the *previous* frame's field (drift from the registered
-        positions) and none lies within ``border`` of this frame's edge; otherwise it is an ``entry``:
-        it may have drifted into view, or nucleated outside and grown across the edge, which a
-        field of view cannot tell from nucleation at its edge.
+        positions); otherwise it is an ``entry``: it drifted into view. (A grain that nucleated
+        outside the field and grows across its edge cannot be told from one nucleated at the
+        edge: it counts as a nucleation.)
     first_frame : int, optional
         The first frame of the series (nothing happens "before" it); default: the first frame
         in ``atoms``. Give it when the first frames have no sites at all (bare support), so that
@@ -192,14 +192,13 @@ def detect_events(atoms: pd.DataFrame, tracks: pd.DataFrame | None = None, grain
             continue
         if len(row.parents) == 0:
             pts = grain_xy[row.frame][row.grain]
-            if field is None or (_was_in_view(pts, row.frame, offset, frames, field, border)
-                                 and not _touches_edge(pts - offset[row.frame], field, border)):
+            if field is None or _was_in_view(pts, row.frame, offset, frames, field, border):
                 events.append({"frame": row.frame, "kind": "nucleation", "x": row.x, "y": row.y,
                                "detail": f"new grain of {row.size} Mo"})
             else:
                 events.append({"frame": row.frame, "kind": "entry", "x": row.x, "y": row.y,
-                               "detail": f"new grain of {row.size} Mo at the edge of the field: it may have "
-                                         "nucleated outside and grown or drifted in"})
+                               "detail": f"new grain of {row.size} Mo where the previous frame could not see: "
+                                         "it drifted into view"})
         elif len(row.parents) >= 2:
             events.append({"frame": row.frame, "kind": "coalescence", "x": row.x, "y": row.y,
                            "detail": "grains of " + " + ".join(str(s) for s in row.parent_sizes) + f" Mo -> {row.size}"})
@@ -218,12 +217,6 @@ def detect_events(atoms: pd.DataFrame, tracks: pd.DataFrame | None = None, grain
                                "detail": f"adatom track of {len(track)} frames"})
     return pd.DataFrame(events, columns=["frame", "kind", "x", "y", "detail"]).sort_values(
         ["frame", "kind"], kind="stable").reset_index(drop=True)
-
-
-def _touches_edge(pts: np.ndarray, field, border: float) -> bool:
-    """Does any of ``pts`` (in the frame's own coordinates [Å]) lie within ``border`` of the field's edge?"""
-    x, y = pts.T
-    return bool(np.any((x < border) | (y < border) | (x > field[0] - border) | (y > field[1] - border)))
 
 
 def _was_in_view(pts: np.ndarray, frame: int, offset: dict, frames: list, field, border: float) -> bool:
