@@ -15,8 +15,10 @@
    ``b + 2αu`` and ``b + 2u`` (``b``: background, ``u``: one S atom, ``α``: where a
    single S sits between empty and full, 1/2 for a linear image, fitted for a
    reconstruction) and variances growing with the number of atoms, fitted by
-   expectation-maximisation. Each site gets the class of highest posterior
-   probability and that probability as its confidence. No fixed thresholds.
+   expectation-maximisation. Each site gets the class under which its intensity
+   is most likely (classes weighed equally, as by the ideal observer; see
+   ``class_prior``) and that normalised likelihood as its confidence. No fixed
+   thresholds.
 """
 
 from __future__ import annotations
@@ -230,8 +232,9 @@ def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iteratio
         if converged:
             break
     final = np.full(len(weights), 1 / len(weights)) if class_prior == "equal" else weights
-    return posterior(values, final), {"background": b, "per_atom": u, "sigma0": s0, "var_per_atom": v, "weights": weights,
-                               "one_atom_fraction": alpha, "dopant_ratio": ratio}
+    params = {"background": b, "per_atom": u, "sigma0": s0, "var_per_atom": v, "weights": weights,
+              "one_atom_fraction": alpha, "dopant_ratio": ratio}
+    return posterior(values, final), params
 
 
 def _honeycomb_mo(columns: pd.DataFrame, a: float) -> np.ndarray:
@@ -452,7 +455,8 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
     -------
     pandas.DataFrame
         One row per site: ``x``, ``y`` [Å] (contract convention), ``species``,
-        ``confidence`` (0-1, the posterior probability of the species), and
+        ``confidence`` (0-1, the probability of the species given the site's
+        intensity, with the class weights of ``class_prior``), and
         ``intensity`` (integrated object over the disk, or with ``counts`` the
         fitted counts of the column).
 

@@ -215,7 +215,7 @@ def column_intensities(image: np.ndarray, x, y, kernel: np.ndarray, sampling: fl
 def _kernel_gradient(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """d/dy and d/dx of a kernel [per px], by the Fourier derivative (exact for a band-limited kernel)."""
     ny, nx = kernel.shape
-    spectrum = np.fft.fft2(np.fft.ifftshift(np.pad(kernel, 0)))
+    spectrum = np.fft.fft2(np.fft.ifftshift(kernel))
     fy, fx = np.fft.fftfreq(ny)[:, None], np.fft.fftfreq(nx)[None, :]
     dy = np.fft.fftshift(np.fft.ifft2(2j * np.pi * fy * spectrum).real)
     dx = np.fft.fftshift(np.fft.ifft2(2j * np.pi * fx * spectrum).real)
@@ -226,14 +226,15 @@ def refine_positions(image: np.ndarray, x, y, kernel: np.ndarray, sampling: floa
                      max_shift: float = 0.3, significance: float = 5.0, fraction: float = 0.95, movable=None):
     """Column positions refined against the counts by the linear image model (Gauss-Newton).
 
-    The model of :func:`column_intensities` is fitted at the given positions; then
-    every column that scatters significantly (``a_i`` at least ``significance``
-    standard errors) moves by the Gauss-Newton step of its own position, with the
-    Poisson weights and the other columns held fixed (block-diagonal, 2 × 2 per
-    column), and the intensities are fitted again. An image linear in the atoms
-    pins a column's position as the Cramér-Rao bound says: the counts, not a
-    reconstruction's peak, decide where it is. Columns too faint to place (empty
-    sites, noise) keep their positions.
+    The model of :func:`column_intensities` is fitted at the given positions (no
+    reweighting); then, ``iterations`` times, every column that scatters
+    significantly (``a_i`` at least ``significance`` standard errors) takes
+    :data:`DAMPING` of the Gauss-Newton step for its own amplitude and position,
+    with the Poisson weights and the other columns held fixed (a 3 × 3 system per
+    column). The counts, not a reconstruction's peak, then decide where a column
+    is, as precisely as the Cramér-Rao bound allows. Columns too faint to place
+    (empty sites, noise) keep their positions. Refit the intensities at the
+    returned positions (:func:`column_intensities`) to use them.
 
     Parameters
     ----------
