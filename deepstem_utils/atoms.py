@@ -339,6 +339,23 @@ def _mos2_sites(columns: pd.DataFrame, obj, sampling, shape, a: float | None):
     margin = 0.5
     inside = ((s_sites[:, 0] > margin) & (s_sites[:, 0] < (nx - 1) * sampling - margin)
               & (s_sites[:, 1] > margin) & (s_sites[:, 1] < (ny - 1) * sampling - margin)) if len(s_sites) else []
+    # sites the lattice predicts at or just beyond the frame's edge: not reported, but their tails reach into the
+    # frame, so a fit of the counts must hold them (else their counts go to the edge sites next to them)
+    fx, fy = (nx - 1) * sampling, (ny - 1) * sampling
+    reach = GHOST_REACH
+
+    def within_reach(p):
+        return (p[:, 0] > -reach) & (p[:, 1] > -reach) & (p[:, 0] < fx + reach) & (p[:, 1] < fy + reach)
+
+    edge_s = s_sites[~np.asarray(inside, bool)] if len(s_sites) else np.zeros((0, 2))
+    mo_next = [xy[i] + a * np.stack([np.cos(t), np.sin(t)], 1)  # the six Mo neighbours of every lattice Mo
+               for i in np.flatnonzero(on_lattice) for t in [theta[i] + np.arange(6) * math.pi / 3]]
+    mo_next = np.vstack(mo_next) if mo_next else np.zeros((0, 2))
+    beyond = (mo_next[:, 0] < 0) | (mo_next[:, 1] < 0) | (mo_next[:, 0] > fx) | (mo_next[:, 1] > fy)
+    ghosts = np.vstack([edge_s[within_reach(edge_s)], mo_next[beyond & within_reach(mo_next)]])
+    if len(ghosts):
+        ghosts = np.array([ghosts[m].mean(0) for m in _cluster(ghosts, 0.45 * bond)])
+        ghosts = ghosts[tree.query(ghosts)[0] > 0.6 * bond]
     s_sites, support = s_sites[inside], support[inside]
     # hollow sites (the other triad): empty in MoS₂, so they measure "no atom" in this very image
     hollows = np.array(hollows).reshape(-1, 2)
@@ -351,14 +368,16 @@ def _mos2_sites(columns: pd.DataFrame, obj, sampling, shape, a: float | None):
         h_in = ((hollows[:, 0] > margin) & (hollows[:, 0] < (nx - 1) * sampling - margin)
                 & (hollows[:, 1] > margin) & (hollows[:, 1] < (ny - 1) * sampling - margin))
         hollows = hollows[h_in]
-    return mo, on_lattice, s_sites, support, a, hollows
+    return mo, on_lattice, s_sites, support, a, hollows, ghosts
 
 
-def _fitted_intensities(counts, psf, shape, sampling, mo, s_sites, hollows, refine: bool = True):
+def _fitted_intensities(counts, psf, shape, sampling, mo, s_sites, hollows, refine: bool = True,
+                        ghosts: np.ndarray | None = None):
     """Intensities of the Mo columns, S sites and hollow sites fitted jointly to the counts.
 
     With ``refine`` the Mo and S positions are first refined against the counts
     (:func:`quantify.refine_positions`; hollow sites stay where the lattice puts them).
+    ``ghosts``: sites predicted just beyond the frame's edge, fitted with the others (in place) and not returned.
     Returns the intensities, the Mo standard errors, and the (refined) Mo and S positions.
     """
     from .quantify import column_intensities, refine_positions
@@ -367,14 +386,15 @@ def _fitted_intensities(counts, psf, shape, sampling, mo, s_sites, hollows, refi
     if frame.shape != tuple(shape):
         raise ValueError(f"counts must have the object's shape {tuple(shape)}, got {frame.shape}")
     kernel = np.asarray(psf, dtype=float)
-    xy = np.vstack([mo[["x", "y"]].to_numpy(), s_sites.reshape(-1, 2), hollows.reshape(-1, 2)])
-    n_mo, n_s = len(mo), len(s_sites)
+    extra = np.zeros((0, 2)) if ghosts is None else np.asarray(ghosts, float).reshape(-1, 2)
+    xy = np.vstack([mo[["x", "y"]].to_numpy(), s_sites.reshape(-1, 2), hollows.reshape(-1, 2), extra])
+    n_mo, n_s, n_h = len(mo), len(s_sites), len(hollows)
     if refine and len(xy):
         movable = np.arange(len(xy)) < n_mo + n_s
         x, y, _ = refine_positions(frame, xy[:, 0], xy[:, 1], kernel, sampling, movable=movable)
         xy = np.c_[x, y]
     fitted, _, errors = column_intensities(frame, xy[:, 0], xy[:, 1], kernel, sampling, return_errors=True)
-    return (fitted[:n_mo], fitted[n_mo:n_mo + n_s], fitted[n_mo + n_s:], errors[:n_mo], xy[:n_mo],
+    return (fitted[:n_mo], fitted[n_mo:n_mo + n_s], fitted[n_mo + n_s:n_mo + n_s + n_h], errors[:n_mo], xy[:n_mo],
             xy[n_mo:n_mo + n_s])
 
 
@@ -393,6 +413,8 @@ def _cluster(points: np.ndarray, distance: float) -> list[np.ndarray]:
 #: With ``counts``: an off-lattice bright column (a candidate Mo adatom) is reported only if its fitted counts
 #: exceed this many standard errors.
 SIGNIFICANCE = 5.0
+#: Lattice sites predicted up to this far beyond the frame's edge [Å] are fitted with the counts (not reported).
+GHOST_REACH = 1.5
 
 
 def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2", *,
@@ -499,8 +521,8 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
         if len(columns) < 3:
             raise _NoLattice("fewer than 3 bright columns: no MoS₂ found, so no sites are returned "
                              "(for another material use material=None)")
-        mo, on_lattice, s_sites, support, a, hollows = _mos2_sites(columns, array, sampling, array.shape,
-                                                                    lattice_constant)
+        mo, on_lattice, s_sites, support, a, hollows, ghosts = _mos2_sites(columns, array, sampling, array.shape,
+                                                                            lattice_constant)
     except _NoLattice as message:  # bare support or noise: no site, and say why
         import warnings
 
@@ -508,7 +530,7 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
         return empty
     if counts is not None:
         mo_int, s_int, hollow_int, mo_err, mo_xy, s_sites = _fitted_intensities(
-            counts, psf, array.shape, sampling, mo, s_sites, hollows, refine=refine)
+            counts, psf, array.shape, sampling, mo, s_sites, hollows, refine=refine, ghosts=ghosts)
         mo = mo.assign(x=mo_xy[:, 0], y=mo_xy[:, 1])
         # an off-lattice bright column whose counts are not significantly above zero is a peak of noise (bare
         # support); lattice Mo are vouched for by their neighbours (and a low dose must not lose them)
