@@ -454,7 +454,9 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
         intensity is fitted to these counts by the linear image model at the
         positions found in ``obj`` (:func:`quantify.column_intensities`), instead of
         integrating ``obj``: the object map locates, the counts quantify, and the
-        intensities are linear in the atoms whatever made ``obj``. A candidate Mo
+        intensities are linear in the atoms whatever made ``obj``. The sites the
+        lattice predicts at and just beyond the frame's edge (:data:`GHOST_REACH`)
+        are fitted too, and not reported. A candidate Mo
         adatom whose fitted counts are below :data:`SIGNIFICANCE` standard errors is
         a peak of noise (bare support at low dose) and is not reported.
     psf : (k, k) ndarray, optional
