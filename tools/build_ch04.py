@@ -338,8 +338,11 @@ for _ in range(3):
     t0 = time.perf_counter()
     ds.reconstruct(f512.counts, f512.probe, sampling=SAMPLING)
     times.append(time.perf_counter() - t0)
+from deepstem_utils.reconstruction import native_bfloat16
+
 print(f"{np.median(times):.3f} s per 512² frame = {1 / np.median(times):.1f} frames/s "
-      f"on {torch.get_num_threads()} threads")
+      f"on {torch.get_num_threads()} threads, convolutions in {'bfloat16' if native_bfloat16() else 'float32'} "
+      f"(precision='auto': bfloat16 where the CPU computes it natively)")
 """),
 ("md", r"""
 ## Limits: what the model cannot see
