@@ -290,8 +290,13 @@ def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, we
 
     own_cluster = None
     if scheduler is None:
-        own_cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)
+        import dask
+
+        # no dashboard, so no statistical profiler: its history (one call tree per second, kept for an hour)
+        # made a worker's memory grow with the length of the run
+        with dask.config.set({"distributed.worker.profile.enabled": False}):
+            own_cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
         client = Client(own_cluster)
     else:
         client = Client(scheduler)
