@@ -86,7 +86,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=int, nargs="*", default=[200, 1000], help="series lengths for the memory table (none: skip it)")
     parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--throughput-frames", type=int, default=40)
+    parser.add_argument("--throughput-frames", type=int, default=40, help="frames per throughput run (0: skip)")
     args = parser.parse_args()
     print("| frames | peak memory [MiB] | seconds | frames/s |")
     print("|---|---|---|---|")
@@ -109,6 +109,8 @@ def main():
             if len(upto):
                 print(f"| {mark} | {upto[:, 1].max():.0f} | {upto[:, 2].max():.0f} | {upto[:, 3].max():.0f} |")
     print()
+    if args.throughput_frames <= 0:  # memory only
+        return
     print("| workers | frames/s |")
     print("|---|---|")
     rates = {}
