@@ -295,8 +295,10 @@ def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, we
         # no dashboard, so no statistical profiler: its history (one call tree per second, kept for an hour)
         # made a worker's memory grow with the length of the run
         with dask.config.set({"distributed.worker.profile.enabled": False}):
+            # no dashboard; the scheduler's small HTTP server (health checks) on a free local port, so a cluster
+            # already holding the default port 8787 causes no warning
             own_cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
+                                       dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
         client = Client(own_cluster)
     else:
         client = Client(scheduler)
