@@ -283,10 +283,12 @@ composition.round(3)
 ("md", r"""
 What this test shows on a real frame, read from the two tables:
 
-* **Self-consistency is not correctness.** Every method labels most S sites S₂
-  at full dose (the first columns): a specimen with few vacancies, or methods
-  that cannot see them. Where a method keeps its own labels as the dose falls, it
-  is at least stable; which labels are *right* the frame cannot say.
+* **Self-consistency is not correctness.** The methods do not agree on what the
+  S sites hold at full dose (the first columns of the composition table): a
+  method whose levels are not well separated on this frame spreads sites over
+  S₂ and S₁ (each site is labelled by its own intensity, with no prior that S₂ is
+  common). Where a method keeps its own labels as the dose falls, it is at least
+  stable; which labels are *right* the frame cannot say.
 * **Which method holds up** is printed above the composition table: of the
   methods that find the lattice in the thinned frame themselves, the one that
   keeps its species best at the lowest dose, and the one that keeps them least.
