@@ -22,6 +22,8 @@ model-based quantification (StatSTEM) does with Gaussian columns.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 __all__ = ["column_intensities", "refine_positions", "gaussian_kernel"]
@@ -66,8 +68,17 @@ def _shift_table(kernel: np.ndarray, radius: int) -> np.ndarray:
     """The kernel shifted by every quantised sub-pixel offset (cubic spline), cut to a (side, side) patch.
 
     Shape ``(STEPS + 1, STEPS + 1, side, side)``, indexed by the y and x offsets in steps of 1/STEPS px.
+    Cached: a frame's refinement and fits use the same kernel several times.
     """
+    kernel = np.ascontiguousarray(kernel, dtype=float)
+    return _cached_shift_table(kernel.tobytes(), kernel.shape, radius)
+
+
+@lru_cache(maxsize=8)
+def _cached_shift_table(data: bytes, shape: tuple, radius: int) -> np.ndarray:
     from scipy import ndimage
+
+    kernel = np.frombuffer(data).reshape(shape)
 
     c = np.array(kernel.shape) // 2
     pad = radius + 2
@@ -80,6 +91,7 @@ def _shift_table(kernel: np.ndarray, radius: int) -> np.ndarray:
         for b, fx in enumerate(shifts):
             yy, xx = np.meshgrid(c[0] + pad + d - fy, c[1] + pad + d - fx, indexing="ij")
             table[a, b] = ndimage.map_coordinates(padded, [yy, xx], order=3, mode="constant", prefilter=False)
+    table.setflags(write=False)
     return table
 
 
