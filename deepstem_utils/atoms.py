@@ -237,6 +237,25 @@ def _fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iteratio
     return posterior(values, final), params
 
 
+def _mixture_summary(params: dict, dopant: str | None = None) -> dict:
+    """What the S-site mixture says about the image as a whole (``find_atoms(...).attrs["mixture"]``).
+
+    ``fractions``: the fitted share of S sites in each class (the composition the
+    mixture estimates, which does not depend on the labelling rule);
+    ``separation``: the distance between the S₁ and S₂ levels in units of their
+    pooled standard deviation (d′). Below about 2 the two classes overlap so much
+    that a label weighing them equally calls many S₂ sites S₁ (at d′ = 1.5 about
+    a fifth of them): trust the fractions, not the count of labels.
+    """
+    b, u, s0, v, alpha = (params[k] for k in ("background", "per_atom", "sigma0", "var_per_atom",
+                                              "one_atom_fraction"))
+    var1, var2 = s0**2 + 2 * alpha * v, s0**2 + 2 * v
+    names = list(_S_CLASSES) + ([dopant] if dopant and len(params["weights"]) > 3 else [])
+    return {"fractions": {name: float(w) for name, w in zip(names, params["weights"])},
+            "separation": float(2 * (1 - alpha) * u / math.sqrt(0.5 * (var1 + var2))),
+            "background": float(b), "per_atom": float(u), "one_atom_fraction": float(alpha)}
+
+
 def _honeycomb_mo(columns: pd.DataFrame, a: float) -> np.ndarray:
     """Which columns are Mo: in the honeycomb, each Mo is brighter than its S neighbours.
 
@@ -482,7 +501,11 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
         ``confidence`` (0-1, the probability of the species given the site's
         intensity, with the class weights of ``class_prior``), and
         ``intensity`` (integrated object over the disk, or with ``counts`` the
-        fitted counts of the column).
+        fitted counts of the column). ``attrs["mixture"]`` summarises the S-site
+        mixture: the fitted class ``fractions`` (the composition it estimates) and
+        the ``separation`` d′ of the S₁ and S₂ levels in pooled standard deviations;
+        below about 2 the labels of a rare class are mostly guesses, and the
+        fractions are the better estimate of how many there are.
 
     Examples
     --------
@@ -567,9 +590,11 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
         keep = ~((cls == 0) & (support < 2))
         s2_mean = params["background"] + 2 * params["per_atom"]
         s2_sd = math.sqrt(params["sigma0"] ** 2 + 2 * params["var_per_atom"])
+        mixture = _mixture_summary(params, dopant)
     else:
         cls, conf, keep = np.array([], int), np.array([]), np.array([], bool)
         s2_mean, s2_sd = 0.0, 1.0
+        mixture = {}
     mo_mean = float(np.median(lattice_mo)) if len(lattice_mo) else float(np.median(mo_int))
     mo_sd = 1.4826 * float(np.median(np.abs(lattice_mo - mo_mean))) if len(lattice_mo) > 2 else 0.1 * mo_mean
     mo_sd = max(mo_sd, 0.02 * mo_mean)
@@ -586,4 +611,6 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
         if k:
             rows.append((x, y, _S_CLASSES[c] if c < 3 else dopant, float(p), value))
     out = pd.DataFrame(rows, columns=["x", "y", "species", "confidence", "intensity"])
+    out.attrs["mixture"] = mixture
+    out.attrs["class_prior"] = class_prior
     return out

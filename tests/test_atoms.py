@@ -203,6 +203,30 @@ def test_rare_lone_s_atoms_are_labelled_by_their_own_intensity():
         ds.find_atoms(np.ones((40, 40)), sampling=S, class_prior="flat")
 
 
+def test_mixture_fractions_estimate_the_composition_when_labels_cannot():
+    """S1 and S2 levels 1.5 pooled standard deviations apart, 10 S1 among 200 S2: equal class weights label
+    many S2 sites S1, while the fitted fraction stays near the true 5 %, and the summary says the two levels
+    overlap (d' below 2); on a noise-free object it says they do not."""
+    over, fraction, separation = [], [], []
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        sd = 25.0 / 1.5
+        values = np.r_[rng.normal(0, sd, 5), rng.normal(25, sd, 10), rng.normal(50, sd, 200)]
+        hollows = rng.normal(0, sd, 60)
+        post, params = atoms._fit_s_mixture(values, unit0=25.0, empty=hollows, fit_alpha=False)
+        summary = atoms._mixture_summary(params)
+        over.append(np.sum(post.argmax(1) == 1) / 10)
+        fraction.append(summary["fractions"]["S1"])
+        separation.append(summary["separation"])
+    assert np.median(over) > 3                      # labels: several times the 10 true S1
+    assert 0.0 < np.median(fraction) < 0.15          # the fitted fraction: near the true 10 / 215
+    assert np.max(separation) < 2
+    found = ds.find_atoms(specimen.object_function(specimen.mos2_lattice((30.0, 30.0)), (200, 200), 0.15),
+                          sampling=0.15)
+    assert set(found.attrs["mixture"]["fractions"]) == {"vacancy", "S1", "S2"}
+    assert found.attrs["mixture"]["separation"] > 2 and found.attrs["class_prior"] == "equal"
+
+
 def test_columns_beyond_the_edge_do_not_leak_into_edge_sites():
     """The counts fit holds the lattice sites predicted just outside the frame: S2 sites at the frame's edge read
     like those inside. Without them, the tails of the Mo beyond the edge are credited to the edge sites."""
