@@ -183,7 +183,8 @@ plt.show()
 sends every frame, with the one before it, to a task on a `dask.distributed` cluster (a `LocalCluster`
 here; `--scheduler ADDRESS` uses a running one); the task registers the pair, then runs
 `reconstruct()` and `find_atoms()` (columns counted in the frame). At most a few frames are in
-flight, so memory does not grow with the length of the series, and every
+flight, so memory does not grow with the length of the series (`benchmarks/series_scaling.py`
+measures it for 200 and 1000 frames of 512², and the speed-up from a second worker), and every
 frame's results are written as they arrive, so a run that is stopped resumes
 where it stopped. The series object renders each frame only when it is asked
 for, like a file read lazily.
