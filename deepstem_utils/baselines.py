@@ -127,7 +127,7 @@ def atomap_sites(image: np.ndarray, sites, sampling: float, one_atom_fraction: f
 
     import pandas as pd
 
-    from .atoms import _S_CLASSES, _fit_s_mixture
+    from .atoms import _S_CLASSES, _fit_s_mixture, _mixture_summary
     from .quantify import column_intensities, gaussian_kernel
 
     image = _as_image(image)
@@ -172,13 +172,17 @@ def atomap_sites(image: np.ndarray, sites, sampling: float, one_atom_fraction: f
     confidence = np.ones(len(species))
     is_s = ~np.isin(species.astype(str), ["Mo", "Mo_adatom"])
     mo = volume[species == "Mo"]
+    mixture = {}
     if is_s.any() and len(mo):
-        post, _ = _fit_s_mixture(volume[is_s], unit0=0.19 * float(np.median(mo)),
-                                 empty=empty if len(empty) else np.zeros(1), alpha0=one_atom_fraction)
+        post, params = _fit_s_mixture(volume[is_s], unit0=0.19 * float(np.median(mo)),
+                                      empty=empty if len(empty) else np.zeros(1), alpha0=one_atom_fraction)
         species[is_s] = np.array(_S_CLASSES, dtype=object)[post.argmax(1)]
         confidence[is_s] = post.max(1)
-    return pd.DataFrame({"x": x, "y": y, "species": species.astype(str), "confidence": confidence,
-                         "intensity": volume})
+        mixture = _mixture_summary(params)
+    out = pd.DataFrame({"x": x, "y": y, "species": species.astype(str), "confidence": confidence,
+                        "intensity": volume})
+    out.attrs["mixture"] = mixture   # as find_atoms: the fitted class fractions and the S1-S2 separation
+    return out
 
 
 def _hollow_sites(positions: np.ndarray, species: np.ndarray, shape) -> np.ndarray:

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["UNet", "decode", "wiener", "atom_blur", "encoder_input", "load_model", "save_model",
+__all__ = ["UNet", "decode", "wiener", "wiener_filter", "atom_blur", "encoder_input", "load_model", "save_model",
            "weights_calibration", "WEIGHTS", "SUPERVISED_WEIGHTS",
            "WEIGHTS_FORMAT"]
 
@@ -120,11 +120,12 @@ def atom_blur(density: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tenso
     t = torch.arange(-half, half + 1, dtype=density.dtype)
     kernel = torch.exp(-0.5 * (t[None, :] / sigma.clamp_min(1e-3)[:, None]) ** 2)
     kernel = kernel / kernel.sum(1, keepdim=True)  # (b, k)
-    x = density.reshape(1, b, *density.shape[-2:])
-    x = F.pad(x, (half, half, half, half), mode="replicate")
-    x = F.conv2d(x, kernel[:, None, :, None], groups=b)  # along rows
-    x = F.conv2d(x, kernel[:, None, None, :], groups=b)  # along columns
-    return x.reshape(density.shape)
+    x = F.pad(density, (half, half, half, half), mode="replicate")
+    ny, nx = density.shape[-2:]
+    taps = [kernel[:, j].reshape(b, 1, 1, 1) for j in range(2 * half + 1)]
+    # a sum of shifted copies: 3-6x faster than a 1-channel conv2d on CPU, the same numbers to float rounding
+    rows = sum(w * x[..., j:j + ny, :] for j, w in enumerate(taps))     # along rows
+    return sum(w * rows[..., j:j + nx] for j, w in enumerate(taps))     # along columns
 
 
 def _symmetric_index(n: int, before: int, after: int) -> torch.Tensor:
@@ -169,7 +170,25 @@ def decode(obj: torch.Tensor, psf: torch.Tensor) -> torch.Tensor:
     return full[..., py - 1 : py - 1 + ny, px - 1 : px - 1 + nx]
 
 
-def wiener(image: torch.Tensor, psf: torch.Tensor, eps: float = WIENER_EPS) -> torch.Tensor:
+def wiener_filter(psf: torch.Tensor, shape: tuple[int, int], eps: float = WIENER_EPS) -> torch.Tensor:
+    """The Wiener filter of ``psf`` in Fourier space (``rfft2`` layout) for images of ``shape`` (ny, nx).
+
+    :func:`wiener` builds it when not given; a caller filtering many frames with one probe
+    (``reconstruct`` on a series) computes it once.
+    """
+    ny, nx = shape
+    py, px = psf.shape[-2:]
+    fy, fx = _fast(ny + 2 * (py // 2)), _fast(nx + 2 * (px // 2))
+    kernel = torch.zeros(psf.shape[:-2] + (fy, fx), dtype=psf.dtype)
+    rows = (torch.arange(py) - py // 2) % fy
+    cols = (torch.arange(px) - px // 2) % fx
+    kernel[..., rows[:, None], cols[None, :]] = psf
+    otf = torch.fft.rfft2(kernel)
+    return otf.conj() / (otf.abs() ** 2 + eps)
+
+
+def wiener(image: torch.Tensor, psf: torch.Tensor, eps: float = WIENER_EPS,
+           filt: torch.Tensor | None = None) -> torch.Tensor:
     """Wiener-filtered image with the probe: the probe-conditioning channel.
 
     Parameters
@@ -180,25 +199,23 @@ def wiener(image: torch.Tensor, psf: torch.Tensor, eps: float = WIENER_EPS) -> t
         Probe intensities (centred, summing to 1).
     eps : float
         Regularisation relative to :math:`|\\mathrm{OTF}(0)|^2 = 1`.
+    filt : tensor, optional
+        :func:`wiener_filter` ``(psf, (ny, nx), eps)``, when already computed.
     """
     ny, nx = image.shape[-2:]
     py, px = psf.shape[-2:]
     mh, mw = py // 2, px // 2
+    if filt is None:
+        filt = wiener_filter(psf, (ny, nx), eps)
     padded = _pad_symmetric(image, mh, mh, mw, mw)
     fy, fx = _fast(padded.shape[-2]), _fast(padded.shape[-1])
-    kernel = torch.zeros(psf.shape[:-2] + (fy, fx), dtype=psf.dtype)
-    rows = (torch.arange(py) - py // 2) % fy
-    cols = (torch.arange(px) - px // 2) % fx
-    kernel[..., rows[:, None], cols[None, :]] = psf
-    otf = torch.fft.rfft2(kernel)
-    filt = otf.conj() / (otf.abs() ** 2 + eps)
     out = torch.fft.irfft2(torch.fft.rfft2(padded, s=(fy, fx)) * filt, s=(fy, fx))
     return out[..., mh : mh + ny, mw : mw + nx]
 
 
-def encoder_input(image: torch.Tensor, psf: torch.Tensor) -> torch.Tensor:
-    """Stack the normalised frame and its Wiener-filtered copy: ``(b, 2, ny, nx)``."""
-    return torch.cat([image, wiener(image, psf)], dim=1)
+def encoder_input(image: torch.Tensor, psf: torch.Tensor, filt: torch.Tensor | None = None) -> torch.Tensor:
+    """Stack the normalised frame and its Wiener-filtered copy: ``(b, 2, ny, nx)`` (``filt``: see :func:`wiener`)."""
+    return torch.cat([image, wiener(image, psf, filt=filt)], dim=1)
 
 
 # ------------------------------------------------------------------ weights

@@ -10,6 +10,7 @@ grid, scaled so that the decoder reproduces the frame:
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from functools import lru_cache
@@ -19,7 +20,7 @@ import torch
 
 from .dataset import SAMPLING_RANGE
 from .model import (WEIGHTS, _ceil_to, _psf_tensor, atom_blur, encoder_input, load_model, psf_grid,
-                    weights_calibration)
+                    weights_calibration, wiener_filter)
 from .optics import Probe
 
 __all__ = ["reconstruct", "MIN_SIDE", "SUPPORTED_SAMPLING"]
@@ -35,6 +36,15 @@ def _cached_model(path: str | None, mtime: float):
     net, config = load_model(path)
     # channels-last convolutions are 15-25 % faster on CPU (oneDNN); the numbers are the same to float precision
     return net.to(memory_format=torch.channels_last), config
+
+
+@lru_cache(maxsize=8)
+def _probe_terms(probe_json: str, size: int, work: float, shape: tuple[int, int]):
+    """The probe intensity on the working grid and its Wiener filter for a padded frame of ``shape``: the same
+    for every frame of a series, so computed once (keyed by the probe's JSON)."""
+    with torch.no_grad():
+        psf = _psf_tensor(Probe.from_dict(json.loads(probe_json)).intensity((size, size), work))
+        return psf, wiener_filter(psf, shape)
 
 
 def _model(weights):
@@ -167,16 +177,15 @@ def _reconstruct_array(image: np.ndarray, probe: Probe, sampling: float, weights
     if not scale > 0:
         raise ValueError("the image holds no counts after resampling to the working pixel size")
     x = x / scale
-    size = psf_grid(work)
-    psf = _psf_tensor(probe.intensity((size, size), work))
     multiple = 2 ** (net.depth - 1)
     margin = 16
     h, w = x.shape
     ph, pw = _ceil_to(h + 2 * margin, multiple), _ceil_to(w + 2 * margin, multiple)
     top, left = (ph - h) // 2, (pw - w) // 2
     padded = np.pad(x, ((top, ph - h - top), (left, pw - w - left)), mode="symmetric")
+    psf, filt = _probe_terms(json.dumps(probe.to_dict(), sort_keys=True), psf_grid(work), work, (ph, pw))
     with torch.inference_mode():
-        inp = encoder_input(torch.from_numpy(padded.astype(np.float32))[None, None], psf)
+        inp = encoder_input(torch.from_numpy(padded.astype(np.float32))[None, None], psf, filt)
         sigma = float(config.get("atom_width", 0.0)) / work
         obj = _run_network(net, inp, sigma, tile, overlap, progress, _use_bfloat16(precision))[top:top + h,
                                                                                                left:left + w]
@@ -285,8 +294,13 @@ def _remove_offset(array: np.ndarray, offset) -> tuple[np.ndarray, float]:
             raise ValueError(f"offset must be 'auto', a number [counts] or None, got {offset!r}")
         from .detector import estimate_gain_offset
 
+        level = 0.2 * array.mean()
+        # the estimated offset never exceeds the 0.1 % percentile of the frame: with that many pixels at or
+        # below 20 % of the mean (a counted frame) there is no pedestal to remove, and no need to estimate it
+        if np.count_nonzero(array <= level) >= 0.001 * (array.size - 1) + 2:
+            return array, 0.0
         est = estimate_gain_offset(array)
-        if not (est["offset"] > 0.2 * array.mean() and est["r2"] > 0.2):
+        if not (est["offset"] > level and est["r2"] > 0.2):
             return array, 0.0
         offset = est["offset"]
     offset = float(offset)

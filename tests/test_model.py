@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -235,3 +237,57 @@ def test_bfloat16_gives_the_float32_object(frame):
     np.testing.assert_array_equal(auto, expected)
     with pytest.raises(ValueError, match="precision"):
         reconstruct(frame.counts, frame.probe, sampling=frame.sampling, precision="float16")
+
+
+def test_offset_shortcut_decides_as_the_full_estimate():
+    """_remove_offset skips the photon-transfer estimate when many pixels are dark; it must decide as the
+    estimate would: for counted frames at several doses, with and without a pedestal and a gain."""
+    from deepstem_utils import detector, imaging
+    from deepstem_utils.reconstruction import _remove_offset
+
+    skipped = 0
+    for i, (dose, gain, offset) in enumerate([(3e3, 1.0, 0.0), (1e5, 1.0, 0.0), (1e6, 1.0, 0.0),
+                                              (1e4, 40.0, 5000.0), (1e5, 50.0, 3000.0), (1e4, 1.0, 2.0)]):
+        f = dataset.simulate_frame((128, 128), sampling=0.16, dose=dose, probe=PROBE, rng=i,
+                                   acquisition=imaging.Acquisition(gain=gain, offset=offset))
+        est = detector.estimate_gain_offset(f.counts)
+        full = est["offset"] if (est["offset"] > 0.2 * f.counts.mean() and est["r2"] > 0.2) else 0.0
+        _, used = _remove_offset(f.counts, "auto")
+        assert used == full
+        skipped += np.count_nonzero(f.counts <= 0.2 * f.counts.mean()) >= 0.001 * (f.counts.size - 1) + 2
+    assert 0 < skipped < 6   # both paths ran
+
+
+def test_cached_probe_terms_give_the_same_encoder_input(frame):
+    """The probe intensity and its Wiener filter are computed once per probe and grid, and give the input the
+    uncached path gives; a different probe gets its own."""
+    from deepstem_utils.reconstruction import _probe_terms
+
+    size = model.psf_grid(frame.sampling)
+    psf = model._psf_tensor(frame.probe.intensity((size, size), frame.sampling))
+    image = torch.rand(1, 1, 96, 112)
+    key = json.dumps(frame.probe.to_dict(), sort_keys=True)
+    cached_psf, filt = _probe_terms(key, size, frame.sampling, (96, 112))
+    assert _probe_terms(key, size, frame.sampling, (96, 112))[1] is filt
+    torch.testing.assert_close(model.encoder_input(image, cached_psf, filt), model.encoder_input(image, psf))
+    other = ds.Probe(frame.probe.energy, 20.0)
+    other_psf, _ = _probe_terms(json.dumps(other.to_dict(), sort_keys=True), size, frame.sampling, (96, 112))
+    assert not torch.allclose(other_psf, cached_psf)
+
+
+def test_atom_blur_equals_a_separable_gaussian_convolution():
+    """The shifted-copies blur is the separable Gaussian convolution with replicated edges (per sample sigma)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    density = torch.from_numpy(rng.random((2, 1, 40, 56)).astype(np.float32))
+    sigma = torch.tensor([0.6, 1.7])
+    out = model.atom_blur(density, sigma).numpy()
+    for k, s in enumerate(sigma.tolist()):
+        half = max(1, int(np.ceil(3 * float(sigma.max()))))
+        t = np.arange(-half, half + 1)
+        w = np.exp(-0.5 * (t / s) ** 2)
+        w /= w.sum()
+        ref = ndimage.convolve1d(ndimage.convolve1d(density[k, 0].numpy().astype(float), w, axis=0, mode="nearest"),
+                                 w, axis=1, mode="nearest")
+        np.testing.assert_allclose(out[k, 0], ref, rtol=1e-5, atol=1e-6)

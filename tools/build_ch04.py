@@ -37,7 +37,6 @@ alone; the ground-truth object never enters the loss.
 ("code", r"""
 import json
 import tempfile
-import time
 
 import numpy as np
 import pandas as pd
@@ -331,16 +330,14 @@ as smeared, displaced intensity. The measured probe removes them.
 A 512 × 512 frame, on this machine's CPU cores:
 """),
 ("code", r"""
-f512 = dataset.simulate_frame((512, 512), sampling=SAMPLING, dose=DOSE, rng=3)
-ds.reconstruct(f512.counts, f512.probe, sampling=SAMPLING)   # warm-up (loads the weights)
-times = []
-for _ in range(3):
-    t0 = time.perf_counter()
-    ds.reconstruct(f512.counts, f512.probe, sampling=SAMPLING)
-    times.append(time.perf_counter() - t0)
+from deepstem_utils import timing
 from deepstem_utils.reconstruction import native_bfloat16
 
-print(f"{np.median(times):.3f} s per 512² frame = {1 / np.median(times):.1f} frames/s "
+f512 = dataset.simulate_frame((512, 512), sampling=SAMPLING, dose=DOSE, rng=3)
+# the first call loads the weights (untimed); chapter 5 compares with Richardson-Lucy
+seconds = timing.compare({"reconstruct": lambda: ds.reconstruct(f512.counts, f512.probe, sampling=SAMPLING)},
+                         repeats=5).loc["reconstruct", "median [s]"]
+print(f"{seconds:.3f} s per 512² frame = {1 / seconds:.1f} frames/s "
       f"on {torch.get_num_threads()} threads, convolutions in {'bfloat16' if native_bfloat16() else 'float32'} "
       f"(precision='auto': bfloat16 where the CPU computes it natively)")
 """),

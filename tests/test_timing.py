@@ -1,0 +1,38 @@
+"""Timing helpers: interleaved comparison and the allocator setting."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from deepstem_utils import timing
+
+
+def test_compare_orders_known_durations_and_interleaves():
+    calls = []
+    runs = {"a": lambda: (calls.append("a"), time.sleep(0.004)),
+            "b": lambda: (calls.append("b"), time.sleep(0.012))}
+    table = timing.compare(runs, repeats=4, warmup=1)
+    assert calls == ["a", "b"] * 5                 # warm-up, then interleaved
+    ratio = table.loc["b", "median [s]"] / table.loc["a", "median [s]"]
+    assert 2.0 < ratio < 4.0
+    assert np.allclose(table["per second"], 1 / table["median [s]"])
+    assert (table["min [s]"] <= table["median [s]"]).all()
+    with pytest.raises(ValueError, match="repeats"):
+        timing.compare(runs, repeats=0)
+    with pytest.raises(ValueError, match="empty"):
+        timing.compare({})
+
+
+def test_keep_freed_memory_applies_on_glibc_and_changes_no_result():
+    before = np.fft.irfft2(np.fft.rfft2(np.arange(4096.0).reshape(64, 64)))
+    applied = timing.keep_freed_memory()
+    import platform
+
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert applied == glibc     # applied where glibc is, a no-op reporting False elsewhere
+    after = np.fft.irfft2(np.fft.rfft2(np.arange(4096.0).reshape(64, 64)))
+    np.testing.assert_array_equal(before, after)
