@@ -288,10 +288,6 @@ class GrowthTwin:
         self.capture = 1.12 * self.p.mo_lattice  # a Mo arriving this close to another Mo bonds to it [Å]
         self.trap_radius = 1.5  # a mobile Mo passing this close to a free trap is caught [Å]
 
-    def total_mo(self) -> int:
-        """Mo atoms in the system: precursor units + trapped adatoms + grains (conserved)."""
-        return self.film_units + len(self.trapped) + sum(len(c.mo) for c in self.clusters.values())
-
     def _wrap(self, xy) -> np.ndarray:
         return np.mod(xy, self.extent)
 

@@ -160,7 +160,7 @@ def _run_network(net, x: torch.Tensor, sigma: float, tile: int, overlap: int, pr
 
 
 def _reconstruct_array(image: np.ndarray, probe: Probe, sampling: float, weights, tile: int, overlap: int,
-                       progress: bool, precision: str = "float32") -> np.ndarray:
+                       progress: bool, bfloat16: bool = False) -> np.ndarray:
     net, config = _model(weights)
     ny, nx = image.shape
     work = float(np.clip(sampling, *SAMPLING_RANGE))
@@ -187,7 +187,7 @@ def _reconstruct_array(image: np.ndarray, probe: Probe, sampling: float, weights
     with torch.inference_mode():
         inp = encoder_input(torch.from_numpy(padded.astype(np.float32))[None, None], psf, filt)
         sigma = float(config.get("atom_width", 0.0)) / work
-        obj = _run_network(net, inp, sigma, tile, overlap, progress, _use_bfloat16(precision))[top:top + h,
+        obj = _run_network(net, inp, sigma, tile, overlap, progress, bfloat16)[top:top + h,
                                                                                                left:left + w]
     if zoomed:
         from skimage.transform import resize
@@ -259,7 +259,7 @@ def reconstruct(
     >>> obj.shape, bool(obj.min() >= 0)
     ((96, 96), True)
     """
-    _use_bfloat16(precision)  # a bad value fails before any work
+    bfloat16 = _use_bfloat16(precision)  # decided once; a bad value fails before any work
     if not isinstance(probe, Probe):
         raise TypeError(f"probe must be a deepstem_utils.Probe (e.g. Probe.from_json('probe.json')), "
                         f"got {type(probe).__name__}")
@@ -280,10 +280,10 @@ def reconstruct(
             raise ValueError("sampling is required for an array image: pass sampling=<Å per pixel>")
     sampling = _check_sampling(sampling)
     array, used_offset = _remove_offset(array, offset)
-    obj = _reconstruct_array(array, probe, sampling, weights, tile, overlap, progress, precision)
+    obj = _reconstruct_array(array, probe, sampling, weights, tile, overlap, progress, bfloat16)
     if signal is None:
         return obj
-    return _as_signal(obj, signal, probe, weights, used_offset, precision)
+    return _as_signal(obj, signal, probe, weights, used_offset, bfloat16)
 
 
 def _remove_offset(array: np.ndarray, offset) -> tuple[np.ndarray, float]:
@@ -312,7 +312,7 @@ def _remove_offset(array: np.ndarray, offset) -> tuple[np.ndarray, float]:
     return out, offset
 
 
-def _as_signal(obj: np.ndarray, signal, probe: Probe, weights, offset: float = 0.0, precision: str = "float32"):
+def _as_signal(obj: np.ndarray, signal, probe: Probe, weights, offset: float = 0.0, bfloat16: bool = False):
     from . import __version__
     from .model import _sha256
 
@@ -328,7 +328,7 @@ def _as_signal(obj: np.ndarray, signal, probe: Probe, weights, offset: float = 0
     out.metadata.set_item("DeepSTEM.weights", os.fspath(path))
     out.metadata.set_item("DeepSTEM.weights_sha256", _sha256(path))
     out.metadata.set_item("DeepSTEM.detector_offset_subtracted", float(offset))
-    out.metadata.set_item("DeepSTEM.precision", "bfloat16" if _use_bfloat16(precision) else "float32")
+    out.metadata.set_item("DeepSTEM.precision", "bfloat16" if bfloat16 else "float32")
     try:  # the decoder reproduces the frame, so the object holds the detected counts [counts per Å²]
         from .io import sampling_of
 
