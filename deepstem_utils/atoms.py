@@ -293,6 +293,14 @@ class _NoLattice(ValueError):
     """No Mo column in the image."""
 
 
+def _within(points: np.ndarray, extent: tuple[float, float], grow: float) -> np.ndarray:
+    """Which ``(n, 2)`` points [Å] lie inside the frame ``[0, extent[0]] × [0, extent[1]]`` grown by ``grow`` [Å]
+    on every side (shrunk when negative)."""
+    points = np.asarray(points, float).reshape(-1, 2)
+    return ((points[:, 0] > -grow) & (points[:, 1] > -grow) & (points[:, 0] < extent[0] + grow)
+            & (points[:, 1] < extent[1] + grow))
+
+
 def _mos2_sites(columns: pd.DataFrame, obj, sampling, shape, a: float | None):
     ny, nx = shape
     bright = _honeycomb_mo(columns, MOS2_A if a is None else a)
@@ -356,22 +364,17 @@ def _mos2_sites(columns: pd.DataFrame, obj, sampling, shape, a: float | None):
         free = d > 0.6 * bond
         s_sites, support = s_sites[free], support[free]
     margin = 0.5
-    inside = ((s_sites[:, 0] > margin) & (s_sites[:, 0] < (nx - 1) * sampling - margin)
-              & (s_sites[:, 1] > margin) & (s_sites[:, 1] < (ny - 1) * sampling - margin)) if len(s_sites) else []
+    extent = ((nx - 1) * sampling, (ny - 1) * sampling)
+    inside = _within(s_sites, extent, -margin)
     # sites the lattice predicts at or just beyond the frame's edge: not reported, but their tails reach into the
     # frame, so a fit of the counts must hold them (else their counts go to the edge sites next to them)
-    fx, fy = (nx - 1) * sampling, (ny - 1) * sampling
-    reach = GHOST_REACH
-
-    def within_reach(p):
-        return (p[:, 0] > -reach) & (p[:, 1] > -reach) & (p[:, 0] < fx + reach) & (p[:, 1] < fy + reach)
-
-    edge_s = s_sites[~np.asarray(inside, bool)] if len(s_sites) else np.zeros((0, 2))
+    edge_s = s_sites[~inside]
     mo_next = [xy[i] + a * np.stack([np.cos(t), np.sin(t)], 1)  # the six Mo neighbours of every lattice Mo
                for i in np.flatnonzero(on_lattice) for t in [theta[i] + np.arange(6) * math.pi / 3]]
     mo_next = np.vstack(mo_next) if mo_next else np.zeros((0, 2))
-    beyond = (mo_next[:, 0] < 0) | (mo_next[:, 1] < 0) | (mo_next[:, 0] > fx) | (mo_next[:, 1] > fy)
-    ghosts = np.vstack([edge_s[within_reach(edge_s)], mo_next[beyond & within_reach(mo_next)]])
+    beyond = ~_within(mo_next, extent, 0.0)
+    ghosts = np.vstack([edge_s[_within(edge_s, extent, GHOST_REACH)],
+                        mo_next[beyond & _within(mo_next, extent, GHOST_REACH)]])
     if len(ghosts):
         ghosts = np.array([ghosts[m].mean(0) for m in _cluster(ghosts, 0.45 * bond)])
         ghosts = ghosts[tree.query(ghosts)[0] > 0.6 * bond]
@@ -384,9 +387,7 @@ def _mos2_sites(columns: pd.DataFrame, obj, sampling, shape, a: float | None):
         if len(s_sites):
             free &= cKDTree(s_sites).query(hollows)[0] > 0.6 * bond
         hollows = hollows[free]
-        h_in = ((hollows[:, 0] > margin) & (hollows[:, 0] < (nx - 1) * sampling - margin)
-                & (hollows[:, 1] > margin) & (hollows[:, 1] < (ny - 1) * sampling - margin))
-        hollows = hollows[h_in]
+        hollows = hollows[_within(hollows, extent, -margin)]
     return mo, on_lattice, s_sites, support, a, hollows, ghosts
 
 
