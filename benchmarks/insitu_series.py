@@ -51,7 +51,7 @@ def main():
         level = evaluation.one_atom_fraction("deepstem")
         atoms_object = series_sites(lambda i: series.frame_atoms(np.load(series.frame_outputs(tmp, i)["object"]),
                                                                  sampling, one_atom_fraction=level))
-        atoms_raw = series_sites(lambda i: series.frame_atoms(acq[i], sampling))
+        atoms_raw = series_sites(lambda i: series.frame_atoms(acq[i], sampling, one_atom_fraction=0.5))
     truth_xy, truth_ids = acq.adatom_truth()
     print(f"{args.frames} frames of {args.size}² px at {args.dose:.0e} e⁻/Å² per frame; "
           f"pipeline {elapsed:.0f} s ({args.frames / elapsed:.2f} frames/s on 2 workers)\n")

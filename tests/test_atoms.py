@@ -222,7 +222,7 @@ def test_mixture_fractions_estimate_the_composition_when_labels_cannot():
     assert 0.0 < np.median(fraction) < 0.15          # the fitted fraction: near the true 10 / 215
     assert np.max(separation) < 2
     found = ds.find_atoms(specimen.object_function(specimen.mos2_lattice((30.0, 30.0)), (200, 200), 0.15),
-                          sampling=0.15)
+                          sampling=0.15, one_atom_fraction=0.5)   # a noise-free object, linear in the atoms
     assert set(found.attrs["mixture"]["fractions"]) == {"vacancy", "S1", "S2"}
     assert found.attrs["mixture"]["separation"] > 2 and found.attrs["class_prior"] == "equal"
 
@@ -253,3 +253,22 @@ def test_columns_beyond_the_edge_do_not_leak_into_edge_sites():
     # the test can fail: without them, edge sites read high, and further from the inner level
     assert np.max(ratio[False]) > 1.1
     assert np.mean(np.abs(ratio[True] - 1)) < 0.6 * np.mean(np.abs(ratio[False] - 1))
+
+
+def test_an_array_object_starts_at_the_shipped_networks_one_atom_level(monkeypatch):
+    """An ndarray is taken to be reconstruct()'s object: the mixture starts at the level stored with the shipped
+    weights (as a Signal2D from reconstruct carries it), not at the 1/2 of a linear image."""
+    from deepstem_utils import model
+
+    level = model.weights_calibration()["one_atom_fraction"]
+    assert atoms._shipped_one_atom_fraction() == pytest.approx(level) and abs(level - 0.5) > 0.05
+    frame = dataset.simulate_frame((128, 128), sampling=S, dose=2e4, rng=5, s_vacancy=0.15, s_divacancy=0.05)
+    obj = ds.reconstruct(frame.counts, frame.probe, sampling=S)
+    starts = []
+    fit = atoms._fit_s_mixture
+    monkeypatch.setattr(atoms, "_fit_s_mixture", lambda *a, **k: (starts.append(k["alpha0"]), fit(*a, **k))[1])
+    default = ds.find_atoms(obj, sampling=S)
+    pd.testing.assert_frame_equal(default, ds.find_atoms(obj, sampling=S, one_atom_fraction=level))
+    ds.find_atoms(obj, sampling=S, one_atom_fraction=0.5)
+    ds.find_atoms(obj, sampling=S, counts=frame.counts, psf=frame.probe.intensity((64, 64), S))
+    assert starts == pytest.approx([level, level, 0.5, 0.5])    # the counts are linear: 1/2

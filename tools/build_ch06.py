@@ -280,7 +280,7 @@ def series_sites(find):
 level = evaluation.one_atom_fraction("deepstem")   # the network's one-S level (chapter 5)
 atoms_object = series_sites(lambda i: series.frame_atoms(np.load(series.frame_outputs(out, i)["object"]), SAMPLING,
                                                          one_atom_fraction=level))
-atoms_raw = series_sites(lambda i: series.frame_atoms(acq[i], SAMPLING))
+atoms_raw = series_sites(lambda i: series.frame_atoms(acq[i], SAMPLING, one_atom_fraction=0.5))
 scores = {"DeepSTEM, counts fitted": acq.score(atoms), "DeepSTEM, object integrated": acq.score(atoms_object),
           "raw frames": acq.score(atoms_raw)}
 
