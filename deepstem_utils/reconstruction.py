@@ -38,10 +38,11 @@ def _cached_model(path: str | None, mtime: float):
     return net.to(memory_format=torch.channels_last), config
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=4)
 def _probe_terms(probe_json: str, size: int, work: float, shape: tuple[int, int]):
     """The probe intensity on the working grid and its Wiener filter for a padded frame of ``shape``: the same
-    for every frame of a series, so computed once (keyed by the probe's JSON)."""
+    for every frame of a series, so computed once (keyed by the probe's JSON). Few are kept: a filter for a
+    4k² frame holds about 70 MB."""
     with torch.no_grad():
         psf = _psf_tensor(Probe.from_dict(json.loads(probe_json)).intensity((size, size), work))
         return psf, wiener_filter(psf, shape)
