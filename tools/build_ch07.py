@@ -292,10 +292,10 @@ What this test shows on a real frame, read from the two tables:
 * **Self-consistency is not correctness.** The methods do not agree on what the
   S sites hold at full dose (the first columns of the composition table). Each
   site is labelled by its own intensity, with no prior that S₂ is common (the
-  ideal observer's rule, which chapter 5 shows is the best one for the balanced
-  accuracy). Where a method's S₁ and S₂ levels lie less than about two standard
-  deviations apart (the column d′, printed above the table), that rule calls a
-  sizeable part of the S₂ sites S₁ (a fifth of them at d′ = 1.5), so its share of S₁
+  ideal observer's rule, chapter 5, which suits a balanced accuracy). Where a
+  method's S₁ and S₂ levels lie less than about two standard deviations apart
+  (the column d′, printed above the table), that rule calls a sizeable part of
+  the S₂ sites S₁, so its share of S₁
   *labels* overstates the S₁ sites; the mixture's fitted **S₁ share** (the
   column next to it) is the composition the method actually estimates, and the
   number to quote. Where a method keeps its own labels as the dose falls, it is at
