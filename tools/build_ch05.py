@@ -429,7 +429,8 @@ Timing on a CPU has a trap: both methods allocate large temporary buffers for
 every call, and glibc's allocator (Linux) hands buffers above an adaptive size
 threshold back to the kernel when they are freed, so the next call pays a page
 fault for every 4 kB it touches. Whether it does depends on what ran before in
-the process, and the same function can run up to twice as fast or slow. The
+the process, so the same function can run markedly faster or slower from one
+run to the next (`benchmarks/README.md` records it for Richardson–Lucy). The
 methods are therefore timed twice, interleaved (`timing.compare`), first with
 the allocator as it is, then after `timing.keep_freed_memory()`, which lets both
 reuse their buffers: the second comparison is the fair one, and the one held
