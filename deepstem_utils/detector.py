@@ -17,7 +17,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["estimate_gain_offset", "to_electrons"]
+__all__ = ["estimate_gain_offset", "offset_cannot_exceed", "to_electrons"]
+
+#: The estimated offset never exceeds this percentile of the frame (the darkest pixels bound it).
+DARK_PERCENTILE = 0.1
 
 
 def _block_mean(a: np.ndarray, window: int) -> np.ndarray:
@@ -75,9 +78,20 @@ def estimate_gain_offset(image: np.ndarray, window: int = 16) -> dict:
                 "electrons_per_pixel": float(x.mean()), "r2": float(r2)}
     # the line reaches the read-noise floor at the offset; with unknown read noise take variance 0 there
     offset = float(-intercept / slope)
-    offset = min(offset, float(np.percentile(x, 0.1)))
+    offset = min(offset, float(np.percentile(x, DARK_PERCENTILE)))
     return {"gain": float(slope), "offset": offset, "read_noise": 0.0,
             "electrons_per_pixel": float((x.mean() - offset) / slope), "r2": float(r2)}
+
+
+def offset_cannot_exceed(image: np.ndarray, level: float) -> bool:
+    """Whether :func:`estimate_gain_offset` is bound to give an offset ≤ ``level`` [counts], without running it.
+
+    True when enough pixels lie at or below ``level`` that the frame's
+    :data:`DARK_PERCENTILE` percentile does (the estimate never exceeds it): a
+    counted frame, whose dark pixels rule out a pedestal. A cheap count of pixels.
+    """
+    image = np.asarray(image)
+    return bool(np.count_nonzero(image <= level) >= DARK_PERCENTILE / 100 * (image.size - 1) + 2)
 
 
 def to_electrons(image: np.ndarray, gain: float, offset: float) -> np.ndarray:

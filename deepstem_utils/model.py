@@ -170,15 +170,19 @@ def decode(obj: torch.Tensor, psf: torch.Tensor) -> torch.Tensor:
     return full[..., py - 1 : py - 1 + ny, px - 1 : px - 1 + nx]
 
 
+def _wiener_grid(shape: tuple[int, int], psf_shape: tuple[int, int]) -> tuple[int, int]:
+    """FFT grid of the Wiener channel: the image padded by half the PSF on every side, at a fast size."""
+    return _fast(shape[0] + 2 * (psf_shape[0] // 2)), _fast(shape[1] + 2 * (psf_shape[1] // 2))
+
+
 def wiener_filter(psf: torch.Tensor, shape: tuple[int, int], eps: float = WIENER_EPS) -> torch.Tensor:
     """The Wiener filter of ``psf`` in Fourier space (``rfft2`` layout) for images of ``shape`` (ny, nx).
 
     :func:`wiener` builds it when not given; a caller filtering many frames with one probe
     (``reconstruct`` on a series) computes it once.
     """
-    ny, nx = shape
     py, px = psf.shape[-2:]
-    fy, fx = _fast(ny + 2 * (py // 2)), _fast(nx + 2 * (px // 2))
+    fy, fx = _wiener_grid(shape, (py, px))
     kernel = torch.zeros(psf.shape[:-2] + (fy, fx), dtype=psf.dtype)
     rows = (torch.arange(py) - py // 2) % fy
     cols = (torch.arange(px) - px // 2) % fx
@@ -208,7 +212,7 @@ def wiener(image: torch.Tensor, psf: torch.Tensor, eps: float = WIENER_EPS,
     if filt is None:
         filt = wiener_filter(psf, (ny, nx), eps)
     padded = _pad_symmetric(image, mh, mh, mw, mw)
-    fy, fx = _fast(padded.shape[-2]), _fast(padded.shape[-1])
+    fy, fx = _wiener_grid((ny, nx), (py, px))
     out = torch.fft.irfft2(torch.fft.rfft2(padded, s=(fy, fx)) * filt, s=(fy, fx))
     return out[..., mh : mh + ny, mw : mw + nx]
 

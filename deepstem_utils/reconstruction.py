@@ -293,12 +293,10 @@ def _remove_offset(array: np.ndarray, offset) -> tuple[np.ndarray, float]:
     if isinstance(offset, str):
         if offset != "auto":
             raise ValueError(f"offset must be 'auto', a number [counts] or None, got {offset!r}")
-        from .detector import estimate_gain_offset
+        from .detector import estimate_gain_offset, offset_cannot_exceed
 
         level = 0.2 * array.mean()
-        # the estimated offset never exceeds the 0.1 % percentile of the frame: with that many pixels at or
-        # below 20 % of the mean (a counted frame) there is no pedestal to remove, and no need to estimate it
-        if np.count_nonzero(array <= level) >= 0.001 * (array.size - 1) + 2:
+        if offset_cannot_exceed(array, level):  # a counted frame: no pedestal, no need to estimate it
             return array, 0.0
         est = estimate_gain_offset(array)
         if not (est["offset"] > level and est["r2"] > 0.2):
