@@ -9,5 +9,5 @@ collect_ignore = ["deepstem_utils/__main__.py", "book", "_build", ".venv"]
 
 import os
 
-# notebooks run under nbval in quick mode (smaller frames, fewer epochs)
+# chapters run in quick mode (smaller frames, fewer epochs) in the tests: tests/book builds the book once
 os.environ.setdefault("DEEPSTEM_QUICK", "1")

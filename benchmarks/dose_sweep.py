@@ -16,7 +16,9 @@ import time
 import numpy as np
 
 import deepstem_utils as ds
-from deepstem_utils import baselines, dataset, evaluation
+from deepstem_utils import evaluation
+from deepstem_utils.evaluation import baselines
+from deepstem_utils.network import dataset
 
 PROBE = ds.Probe(80e3, 30.0, {"C10": 10.0, "C12": 15.0, "phi12": 0.3, "C21": 150.0, "C30": -5e3}, source_size=0.5)
 

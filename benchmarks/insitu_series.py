@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 import deepstem_utils as ds
-from deepstem_utils import evaluation, insitu, series, tracking
+from deepstem_utils import evaluation, insitu
+from deepstem_utils.insitu import pipeline, tracking
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -39,19 +40,19 @@ def main():
                                    seed=7)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.time()
-        series.process_series(acq, probe, sampling, tmp, n_workers=2, progress=False)
+        pipeline.process_series(acq, probe, sampling, tmp, n_workers=2, progress=False)
         elapsed = time.time() - t0
-        atoms = series.load_atoms(tmp)
+        atoms = pipeline.load_atoms(tmp)
         drift = pd.read_csv(Path(tmp) / "drift.csv")
 
         def series_sites(find):  # find(i) on every frame, drift-corrected as load_atoms does
-            return series.with_drift(pd.concat([find(i).assign(frame=i) for i in range(len(acq))],
+            return pipeline.with_drift(pd.concat([find(i).assign(frame=i) for i in range(len(acq))],
                                                ignore_index=True), drift)
 
         level = evaluation.one_atom_fraction("deepstem")
-        atoms_object = series_sites(lambda i: series.frame_atoms(np.load(series.frame_outputs(tmp, i)["object"]),
-                                                                 sampling, one_atom_fraction=level))
-        atoms_raw = series_sites(lambda i: series.frame_atoms(acq[i], sampling, one_atom_fraction=0.5))
+        atoms_object = series_sites(lambda i: ds.find_atoms(np.load(pipeline.frame_outputs(tmp, i)["object"]),
+                                                    sampling, one_atom_fraction=level, quiet=True))
+        atoms_raw = series_sites(lambda i: ds.find_atoms(acq[i], sampling, one_atom_fraction=0.5, quiet=True))
     truth_xy, truth_ids = acq.adatom_truth()
     print(f"{args.frames} frames of {args.size}² px at {args.dose:.0e} e⁻/Å² per frame; "
           f"pipeline {elapsed:.0f} s ({args.frames / elapsed:.2f} frames/s on 2 workers)\n")
@@ -60,7 +61,7 @@ def main():
     print("|---|---|---|---|---|---|---|")
     for name, table in (("DeepSTEM, counts fitted", atoms), ("DeepSTEM, object integrated", atoms_object),
                         ("raw frames", atoms_raw)):
-        score = acq.score(table)
+        score = evaluation.score_series(acq, table)
         links = tracking.link_recovery(tracking.link_adatoms(table), truth_xy, truth_ids)
         acc = score.s_accuracy.dropna()
         print(f"| {name} | {acc.median():.3f} | {acc.min():.3f} | {(acc >= 0.9).mean():.2f} | "

@@ -16,7 +16,10 @@ import argparse
 import numpy as np
 
 import deepstem_utils as ds
-from deepstem_utils import baselines, dataset, metrics, timing
+from deepstem_utils import timing
+from deepstem_utils.atoms.columns import integrated_intensity
+from deepstem_utils.evaluation import baselines, metrics
+from deepstem_utils.network import dataset
 
 
 def main():
@@ -35,7 +38,7 @@ def main():
     best_k = int(np.argmax(rl.mean(0)))
     s1, s2 = [], []
     for f, o in zip(frames, objects):
-        intensity = metrics.integrated_intensity(o / f.electrons_per_pixel, f.sites.x, f.sites.y, s, 0.7)
+        intensity = integrated_intensity(o / f.electrons_per_pixel, f.sites.x, f.sites.y, s, 0.7)
         edge = (f.sites.x > 1) & (f.sites.x < args.size * s - 1) & (f.sites.y > 1) & (f.sites.y < args.size * s - 1)
         s1.append(intensity[(f.sites.species == "S1") & edge])
         s2.append(intensity[(f.sites.species == "S2") & edge])

@@ -23,7 +23,8 @@ import psutil
 from scipy import ndimage
 
 import deepstem_utils as ds
-from deepstem_utils import dataset, series
+from deepstem_utils.insitu import pipeline
+from deepstem_utils.network import dataset
 
 PROBE = ds.Probe(80e3, 30.0, {"C30": -5e3}, source_size=0.5)
 
@@ -95,7 +96,7 @@ def main():
         frames = SyntheticSeries(n, args.size)
         traces[n] = []
         with tempfile.TemporaryDirectory() as tmp:
-            mem, sec = peak_memory(lambda: series.process_series(frames, PROBE, 0.16, tmp, n_workers=2,
+            mem, sec = peak_memory(lambda: pipeline.process_series(frames, PROBE, 0.16, tmp, n_workers=2,
                                                                  progress=False), tmp, traces[n])
         print(f"| {n} | {mem:.0f} | {sec:.0f} | {n / sec:.2f} |", flush=True)
     if args.lengths:
@@ -117,7 +118,7 @@ def main():
     for workers in (1, 2):
         frames = SyntheticSeries(args.throughput_frames, args.size)
         with tempfile.TemporaryDirectory() as tmp:
-            _, sec = peak_memory(lambda: series.process_series(frames, PROBE, 0.16, tmp, n_workers=workers,
+            _, sec = peak_memory(lambda: pipeline.process_series(frames, PROBE, 0.16, tmp, n_workers=workers,
                                                                progress=False))
         rates[workers] = args.throughput_frames / sec
         print(f"| {workers} | {rates[workers]:.2f} |", flush=True)

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 import deepstem_utils as ds
-from deepstem_utils import optics, zemlin
+from deepstem_utils import zemlin
+from deepstem_utils.physics import optics
 
 HERE = Path(__file__).parent
 ENERGY, SAMPLING, SIZE, OFFSET = 80e3, 0.2, 1024, -400.0

@@ -6,19 +6,31 @@ reconstruction with a physics-informed autoencoder.
 
 Public API (shared/CONTRACT.md): :class:`Probe`, :func:`load`,
 :func:`reconstruct`, :func:`find_atoms`, :func:`measure_aberrations`.
+
+The package is built in floors; a module imports only from its own floor or
+below (``tests/test_architecture.py`` checks it):
+
+0. ``core`` — constants, quick mode, the ndarray/Signal2D adapter
+1. ``physics`` — probe, linear image, specimen, detector
+2. ``zemlin`` — measuring the aberrations
+3. ``network`` — training data, the autoencoder, training, ``reconstruct``
+4. ``atoms`` — columns, lattice, S-site mixture, counts, ``find_atoms``
+5. ``insitu`` — growth twin, series acquisition, pipeline, tracking
+6. ``evaluation`` — metrics, baselines, limits, dose sweeps
+7. ``io``, ``plotting``, ``timing``, ``widgets``, ``cli`` — files, figures and the command line
 """
 
 from __future__ import annotations
 
-from ._quick import choose, quick_mode
-from .imaging import Acquisition, acquire, linear_image
+from .atoms.find import find_atoms
+from .core.quick import choose, quick_mode
+from .core.version import __version__
 from .io import load
-from .optics import Probe, wavelength
-from .reconstruction import reconstruct
-from .atoms import find_atoms
-from .zemlin import measure_aberrations
-
-__version__ = "0.1.0"
+from .network.reconstruction import reconstruct
+from .physics.imaging import Acquisition, acquire, linear_image
+from .physics.optics import wavelength
+from .physics.probe import Probe
+from .zemlin.solve import measure_aberrations
 
 __all__ = [
     "__version__",

@@ -9,8 +9,18 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from . import __version__
+from . import io
+from .atoms.find import find_atoms
+from .core.signals import sampling_of
+from .core.version import __version__
+from .insitu.pipeline import process_series
+from .network.reconstruction import reconstruct
+from .network.train import main as train_main
+from .network.weights import load_model
+from .physics.probe import Probe
+from .zemlin.solve import measure_aberrations
 
 __all__ = ["main", "build_parser"]
 
@@ -90,8 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["train"]:
-        from .train import main as train_main
-
         return train_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -146,14 +154,10 @@ def read_tilts(path: str | Path) -> np.ndarray:
 
 
 def _zemlin(args) -> int:
-    from . import io
-    from .optics import Probe
-    from .zemlin import measure_aberrations
-
     out = _check_output(Path(args.out), args.overwrite)
     unc_path = _check_output(out.with_name(out.stem + "_uncertainties.json"), args.overwrite)
     signal = io.load(args.tableau, sampling=args.sampling)
-    sampling = io.sampling_of(signal)
+    sampling = sampling_of(signal)
     data = np.asarray(signal.data, dtype=float)
     tilts = read_tilts(args.tilts)
     sign = "amplitude" if args.defocus_sign == "amplitude" else int(args.defocus_sign)
@@ -173,18 +177,16 @@ def _zemlin(args) -> int:
 
 def _expand_inputs(paths) -> list[Path]:
     """Input files: a directory stands for the image files in it (sorted; other files are skipped, with a note)."""
-    from .io import SUPPORTED
-
     files = []
     for name in paths:
         path = Path(name)
         if not path.is_dir():
             files.append(path)
             continue
-        found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED)
-        skipped = sorted(p.name for p in path.iterdir() if p.is_file() and p.suffix.lower() not in SUPPORTED)
+        found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in io.SUPPORTED)
+        skipped = sorted(p.name for p in path.iterdir() if p.is_file() and p.suffix.lower() not in io.SUPPORTED)
         if not found:
-            raise FileNotFoundError(f"directory {path} holds no image file ({' '.join(SUPPORTED)})")
+            raise FileNotFoundError(f"directory {path} holds no image file ({' '.join(io.SUPPORTED)})")
         if skipped:
             print(f"note: skipped {len(skipped)} file(s) in {path} that are not images: {', '.join(skipped[:5])}"
                   + (" ..." if len(skipped) > 5 else ""), file=sys.stderr)
@@ -202,13 +204,6 @@ def _check_out_dir(path: Path) -> Path:
 
 
 def _reconstruct(args) -> int:
-    from tqdm.auto import tqdm
-
-    from . import io
-    from .model import load_model
-    from .optics import Probe
-    from .reconstruction import reconstruct
-
     probe = Probe.from_json(args.probe)
     if args.weights is not None:
         load_model(args.weights)  # a bad weights file fails before any work
@@ -230,11 +225,6 @@ def _reconstruct(args) -> int:
 
 
 def _atoms(args) -> int:
-    from tqdm.auto import tqdm
-
-    from . import io
-    from .atoms import find_atoms
-
     out_dir = _check_out_dir(Path(args.out))
     targets = []
     for obj in _expand_inputs(args.objects):
@@ -258,15 +248,11 @@ def _atoms(args) -> int:
 
 
 def _series(args) -> int:
-    from .model import load_model
-    from .optics import Probe
-    from .series import FileFrames, process_series
-
     probe = Probe.from_json(args.probe)
     if args.weights is not None:
         load_model(args.weights)
     out = _check_out_dir(Path(args.out))
-    frames = FileFrames(_expand_inputs(args.frames), sampling=args.sampling)
+    frames = io.FileFrames(_expand_inputs(args.frames), sampling=args.sampling)
     summary = process_series(frames, probe, frames.sampling, out, weights=args.weights,
                              material=None if args.material == "none" else args.material, scheduler=args.scheduler,
                              n_workers=args.workers, progress=not args.quiet, intensities=args.intensities)

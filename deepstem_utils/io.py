@@ -1,4 +1,4 @@
-"""Reading microscope files into calibrated HyperSpy signals (lengths in Å).
+"""Reading microscope files into calibrated HyperSpy signals (lengths in Å), one by one or as a series.
 
 :func:`load` reads what HyperSpy/RosettaSciIO reads (``.dm3 .dm4 .emd .hspy
 .tif``) and ``.npy`` (which carries no calibration, so ``sampling`` is needed).
@@ -11,15 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SUPPORTED", "load", "sampling_of", "to_angstrom_factor", "microscope_settings"]
+from .core.signals import sampling_of, to_angstrom_factor
+
+__all__ = ["SUPPORTED", "load", "sampling_of", "microscope_settings", "FileFrames"]
 
 SUPPORTED = (".dm3", ".dm4", ".emd", ".hspy", ".tif", ".tiff", ".npy")
-_LENGTH_UNITS = {"å": 1.0, "a": 1.0, "angstrom": 1.0, "ang": 1.0, "nm": 10.0, "pm": 0.01, "µm": 1e4, "um": 1e4}
-
-
-def to_angstrom_factor(units) -> float | None:
-    """Factor from a length unit to Å, or None when the unit is not a length."""
-    return _LENGTH_UNITS.get(str(units).strip().lower())
 
 
 def _calibrate(signal, sampling: float | None, path: Path):
@@ -96,15 +92,6 @@ def load(path: str | os.PathLike, sampling: float | None = None, lazy: bool = Fa
     return _calibrate(signal, sampling, path)
 
 
-def sampling_of(signal) -> float:
-    """Pixel size [Å] of a calibrated Signal2D (from :func:`load`)."""
-    axes = signal.axes_manager.signal_axes
-    factor = to_angstrom_factor(axes[0].units)
-    if factor is None:
-        raise ValueError("the signal's axes carry no length calibration; pass sampling=<Å>")
-    return float(axes[0].scale * factor)
-
-
 def microscope_settings(signal) -> dict:
     """Beam energy [eV], convergence semiangle [mrad], dwell time [µs] and magnification from metadata.
 
@@ -128,3 +115,36 @@ def microscope_settings(signal) -> dict:
         "dwell_time": float(dwell) * 1e6 if dwell is not None else None,
         "magnification": float(magnification) if magnification is not None else None,
     }
+
+
+class FileFrames:
+    """The frames of one or more files as a lazy sequence (each file a frame or a stack).
+
+    Files are opened lazily (HyperSpy), so a long series is read one frame at a time.
+    """
+
+    def __init__(self, paths, sampling: float | None = None):
+        self._items = []
+        self.sampling = None
+        for path in paths:
+            signal = load(path, sampling=sampling, lazy=True)
+            s = sampling_of(signal)
+            if self.sampling is None:
+                self.sampling = s
+            elif abs(s - self.sampling) > 1e-6 * self.sampling:
+                raise ValueError(f"{Path(path).name} has pixel size {s:.4g} Å, the first file {self.sampling:.4g} Å: "
+                                 "a series needs one pixel size")
+            data = signal.data
+            if data.ndim == 2:
+                self._items.append((data, None))
+            else:
+                flat = data.reshape((-1,) + data.shape[-2:])
+                self._items.extend((flat, k) for k in range(flat.shape[0]))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        data, k = self._items[i]
+        frame = data if k is None else data[k]
+        return np.asarray(frame.compute() if hasattr(frame, "compute") else frame)

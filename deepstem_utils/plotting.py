@@ -5,7 +5,10 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.font_manager import FontProperties
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+from .core.constants import E_CHARGE
 
 __all__ = ["extent_of", "show_image", "add_scalebar", "nice_length", "dose_dwell_chart"]
 
@@ -183,8 +186,6 @@ def show_sites(ax, x, y, species, legend: bool = True, skip=("C",), **kwargs):
 
 def draw_autoencoder(ax):
     """Draw the DeepSTEM autoencoder (the counterpart of the paper's Fig. 1a) on ``ax``."""
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
-
     ax.set_xlim(0, 12)
     ax.set_ylim(0, 4)
     ax.axis("off")
@@ -269,17 +270,15 @@ def dose_dwell_chart(ax, points, currents=(5.0, 50.0, 500.0)):
         Probe currents [pA] drawn as grey guide lines: at a fixed current, dose
         and dwell time per area are proportional (dose = I t / e).
     """
-    from .imaging import _E_CHARGE
-
     drawn = points.dropna(subset=["dose", "dwell"])
     if len(drawn):
-        lo = min(drawn.dwell.min(), drawn.dose.min() * _E_CHARGE / (max(currents) * 1e-18)) / 3
-        hi = max(drawn.dwell.max(), drawn.dose.max() * _E_CHARGE / (min(currents) * 1e-18)) * 3
+        lo = min(drawn.dwell.min(), drawn.dose.min() * E_CHARGE / (max(currents) * 1e-18)) / 3
+        hi = max(drawn.dwell.max(), drawn.dose.max() * E_CHARGE / (min(currents) * 1e-18)) * 3
     else:
         lo, hi = 1.0, 1e4
     t = np.geomspace(lo, hi, 50)
     for current in currents:
-        dose = current * 1e-12 * t * 1e-6 / _E_CHARGE  # [e⁻/Å²] from [pA] and [µs/Å²]
+        dose = current * 1e-12 * t * 1e-6 / E_CHARGE  # [e⁻/Å²] from [pA] and [µs/Å²]
         ax.plot(t, dose, color="0.8", lw=0.8, zorder=0)
         ax.annotate(f"{current:g} pA", (t[-8], dose[-8]), color="0.5", fontsize="x-small", rotation=25)
     markers = {"computed": dict(marker="o"), "quoted": dict(marker="s", mfc="none")}

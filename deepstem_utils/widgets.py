@@ -14,9 +14,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import display
 
-from .imaging import linear_image
-from .optics import Probe
-from .plotting import show_image
+from .physics.imaging import linear_image
+from .physics.optics import aberration_phase
+from .physics.probe import Probe
+from .plotting import show_image, tableau_montage
+from .zemlin.diffractogram import diffractogram
+from .zemlin.tableau import amorphous_carbon, simulate_tableau
 
 __all__ = ["ProbeExplorer", "TableauExplorer"]
 
@@ -141,8 +144,6 @@ class ProbeExplorer(_Explorer):
         m = 129
         k = np.linspace(-1, 1, m) * probe.cutoff_frequency
         ky, kx = np.meshgrid(k, k, indexing="ij")
-        from .optics import aberration_phase
-
         chi = aberration_phase(np.hypot(kx, ky) * probe.wavelength, np.arctan2(ky, kx), probe.wavelength, probe.aberrations)
         chi = np.where(np.hypot(kx, ky) <= probe.cutoff_frequency, chi, np.nan)
         amax = probe.semiangle
@@ -180,8 +181,6 @@ class TableauExplorer(_Explorer):
                  symbol: str = "C21", value: float = 2000.0):
         import ipywidgets as w
 
-        from .zemlin import amorphous_carbon
-
         self.tilts = np.asarray(tilts, float)
         self.energy = float(energy)
         self.base = dict(base or {"C10": -300.0})
@@ -205,9 +204,6 @@ class TableauExplorer(_Explorer):
         self._update()
 
     def figure(self):
-        from .plotting import tableau_montage
-        from .zemlin import diffractogram, simulate_tableau
-
         ab = dict(self.base)
         ab[self.which.value] = self.value.value
         stack = simulate_tableau(ab, self.tilts, self.energy, self.shape, self.sampling, dose=np.inf,

@@ -96,7 +96,7 @@ def frame_files(tmp_path):
     import numpy as np
 
     import deepstem_utils as ds
-    from deepstem_utils import dataset
+    from deepstem_utils.network import dataset
 
     probe = ds.Probe(energy=80e3, semiangle=30.0)
     probe.to_json(tmp_path / "probe.json")

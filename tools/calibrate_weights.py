@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 
-from deepstem_utils.evaluation import measure_one_atom_fraction
-from deepstem_utils.model import SUPERVISED_WEIGHTS, WEIGHTS
+from deepstem_utils.evaluation.calibration import measure_one_atom_fraction
+from deepstem_utils.network.weights import SUPERVISED_WEIGHTS, WEIGHTS
 
 
 def main():

@@ -1,21 +1,27 @@
 """Execute a chapter and print its text outputs (a quick look without building the book).
 
-Usage: python tools/run_notebook.py notebooks/03_training_data.ipynb [--quick]
+Usage: python tools/run_notebook.py notebooks/03_training_data.md [--quick]
+
+Chapters are MyST Markdown notebooks; jupytext reads them, nbclient runs them in the
+chapter's folder (as the book does).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 
-import nbformat
+import jupytext
 from nbclient import NotebookClient
 
 path = sys.argv[1]
 if "--quick" in sys.argv:
     os.environ["DEEPSTEM_QUICK"] = "1"
-nb = nbformat.read(path, as_version=4)
-NotebookClient(nb, timeout=3600, resources={"metadata": {"path": os.path.dirname(path) or "."}}).execute()
+nb = jupytext.read(path)
+start = time.perf_counter()
+NotebookClient(nb, timeout=3600, kernel_name="python3",
+               resources={"metadata": {"path": os.path.dirname(path) or "."}}).execute()
 for i, cell in enumerate(nb.cells):
     if cell.cell_type != "code":
         continue
@@ -24,3 +30,4 @@ for i, cell in enumerate(nb.cells):
             print(f"[{i}] {out['text'].rstrip()}")
         elif "data" in out and "text/plain" in out["data"] and "image/png" not in out["data"]:
             print(f"[{i}] {out['data']['text/plain'][:1500]}")
+print(f"executed {path} in {time.perf_counter() - start:.0f} s")

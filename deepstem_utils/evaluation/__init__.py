@@ -1,0 +1,16 @@
+"""Judging the methods (chapters 4-7): metrics, classical baselines, the physical limits, dose sweeps.
+
+* :mod:`.metrics` — PSNR, class separation, sites matched and scored against ground truth (frames and series).
+* :mod:`.baselines` — Gaussian filter, Wiener, Richardson-Lucy, BM3D, Atomap's 2-D Gaussians.
+* :mod:`.limits` — the ideal observer and the Cramér-Rao bound.
+* :mod:`.calibration` — where a network's object puts one S atom (measured on simulated frames).
+* :mod:`.sweeps` — every method on the same frames, over dose.
+"""
+
+from .calibration import measure_one_atom_fraction, one_atom_fraction
+from .limits import cramer_rao, ideal_observer
+from .metrics import match_sites, psnr, score_series, score_sites
+from .sweeps import METHODS, dose_for_accuracy, dose_sweep, evaluate_frame
+
+__all__ = ["measure_one_atom_fraction", "one_atom_fraction", "cramer_rao", "ideal_observer", "match_sites", "psnr",
+           "score_series", "score_sites", "METHODS", "dose_for_accuracy", "dose_sweep", "evaluate_frame"]
