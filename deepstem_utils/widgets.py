@@ -8,6 +8,7 @@ configuration prefers the image, so the page needs no widget JavaScript).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 
 import matplotlib.pyplot as plt
@@ -76,6 +77,8 @@ class ProbeExplorer(_Explorer):
         Initial two-fold and three-fold astigmatism [nm].
     C30 : float
         Initial spherical aberration [µm].
+    focal_spread : float
+        Initial focal spread (1σ) [Å]: partial temporal coherence.
     psf_extent : float
         Side of the square on which the probe is computed [Å].
     """
@@ -90,6 +93,7 @@ class ProbeExplorer(_Explorer):
         C12: float = 0.0,
         C23: float = 0.0,
         C30: float = 0.0,
+        focal_spread: float = 0.0,
         psf_extent: float = 24.0,
     ):
         import ipywidgets as w
@@ -107,6 +111,8 @@ class ProbeExplorer(_Explorer):
             "C12": w.FloatSlider(C12, min=0, max=20, step=0.5, description="C12 astigmatism [nm]"),
             "C23": w.FloatSlider(C23, min=0, max=500, step=10, description="C23 3-fold [nm]"),
             "C30": w.FloatSlider(C30, min=-20, max=20, step=0.5, description="C30 = Cs [µm]"),
+            "focal_spread": w.FloatSlider(focal_spread, min=0, max=80, step=5,
+                                          description="focal spread σ [Å]"),
         }
         for s in self.sliders.values():
             s.style, s.layout, s.continuous_update = style, layout, False
@@ -125,7 +131,7 @@ class ProbeExplorer(_Explorer):
         """The probe for slider values (current ones by default)."""
         v = {**self.values, **values}
         aberrations = {"C10": -v["defocus"] * 10.0, "C12": v["C12"] * 10.0, "C23": v["C23"] * 10.0, "C30": v["C30"] * 1e4}
-        return Probe(self.energy, v["semiangle"], aberrations)
+        return Probe(self.energy, v["semiangle"], aberrations, focal_spread=v["focal_spread"])
 
     def figure(self, **values):
         """Draw probe, aberration phase and image for the given (or current) slider values."""
@@ -139,7 +145,9 @@ class ProbeExplorer(_Explorer):
         im = show_image(axes[0], crop, self.sampling, "probe intensity |P|²", cmap="inferno",
                         label="fraction per pixel", scalebar=2.0)  # fmt: skip
         im.set_extent([-r * self.sampling - self.sampling / 2, r * self.sampling + self.sampling / 2] * 2)
-        axes[0].set_title(f"probe |P|²: FWHM {probe.fwhm():.2f} Å, d50 {probe.d50():.2f} Å", fontsize=10)
+        coherent = dataclasses.replace(probe, focal_spread=0.0).intensity(self.psf_shape, self.sampling).max()
+        axes[0].set_title(f"probe |P|²: d50 {probe.d50():.2f} Å, peak {psf.max() / coherent:.2f}× the "
+                          "coherent probe's", fontsize=10)
         # aberration phase inside the aperture
         m = 129
         k = np.linspace(-1, 1, m) * probe.cutoff_frequency

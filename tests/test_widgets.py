@@ -32,3 +32,13 @@ def test_tableau_explorer_changes_the_chosen_aberration():
     explorer.which.value = "C30"
     assert explorer.value.max == widgets.TableauExplorer.RANGES["C30"][1]
     assert "C30" in explorer._repr_mimebundle_()["text/plain"]
+
+
+def test_probe_explorer_focal_spread_slider_lowers_the_peak():
+    sites = specimen.mos2_lattice((12.0, 12.0))
+    obj = specimen.object_function(sites, (75, 75), 0.16)
+    explorer = widgets.ProbeExplorer(obj, 0.16, focal_spread=0.0)
+    explorer.sliders["focal_spread"].value = 50.0
+    probe = explorer.probe()
+    assert probe.focal_spread == 50.0
+    assert probe.intensity((151, 151), 0.16).max() < 0.8 * explorer.probe(focal_spread=0.0).intensity((151, 151), 0.16).max()

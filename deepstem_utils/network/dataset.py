@@ -16,12 +16,14 @@ import numpy as np
 
 from ..physics import specimen
 from ..physics.imaging import Acquisition, acquire, electrons_per_pixel, linear_image
-from ..physics.probe import Probe, psf_grid
+from ..physics.probe import Probe, focal_spread_from, psf_grid
 
 __all__ = ["Frame", "random_probe", "simulate_frame", "DOSE_RANGE", "SAMPLING_RANGE"]
 
 #: Doses drawn for training [e⁻/Å²] (log-uniform).
 DOSE_RANGE = (5e2, 2e5)
+#: FWHM of a Gaussian in units of its standard deviation, 2√(2 ln 2).
+FWHM_PER_SIGMA = 2 * math.sqrt(2 * math.log(2))
 #: Pixel sizes the network sees natively [Å]; others are resampled into this range.
 SAMPLING_RANGE = (0.12, 0.20)
 
@@ -64,7 +66,11 @@ def random_probe(rng: np.random.Generator | int | None = None, energy: float | N
 
     Energy 60/80/200/300 kV (80 kV most often) unless given, semiangle 20-35 mrad,
     residuals |C1|, |A1| <= 40 Å, |B2|, |A2| <= 500 Å, |C3| <= 2 µm, source size
-    FWHM 0-0.8 Å. These ranges are an assumption (typical of a tuned corrector).
+    FWHM 0-0.8 Å, and a focal spread from a chromatic aberration Cc of 1.0-1.8 mm
+    and an energy spread of 0.25-0.8 eV FWHM (cold to Schottky field emission,
+    no monochromator): 13-76 Å at 80 kV. These ranges are an assumption (typical
+    of a tuned corrector). The focal spread is drawn from a child of ``rng``, so the
+    other draws (and the frames of :func:`simulate_frame`) are those of a probe without it.
     """
     rng = np.random.default_rng(rng)
     if energy is None:
@@ -77,8 +83,12 @@ def random_probe(rng: np.random.Generator | int | None = None, energy: float | N
         "C23": float(rng.uniform(0, 500)), "phi23": angle(),
         "C30": float(rng.uniform(-2e4, 2e4)),
     }
-    return Probe(energy=energy, semiangle=float(rng.uniform(20, 35)), aberrations=aberrations,
-                 source_size=float(rng.uniform(0, 0.8)))
+    semiangle, source_size = float(rng.uniform(20, 35)), float(rng.uniform(0, 0.8))
+    spread_rng = rng.spawn(1)[0]
+    focal_spread = focal_spread_from(float(spread_rng.uniform(1.0e7, 1.8e7)),
+                                     float(spread_rng.uniform(0.25, 0.8)) / FWHM_PER_SIGMA, energy)
+    return Probe(energy=energy, semiangle=semiangle, aberrations=aberrations, source_size=source_size,
+                 focal_spread=focal_spread)
 
 
 def simulate_frame(

@@ -239,6 +239,10 @@ def train(config: dict | None = None, out: str | os.PathLike = "training", resum
     held_out = make_batch({**config, "batch": config["validation_frames"]}, (10**9,))
     bar = tqdm(total=config["steps"], initial=start, desc="training", disable=not progress)
     running, count, t0 = 0.0, 0, time.time()
+    if start == 0:  # where the curve starts: the held-out loss of the untrained network
+        net.eval()
+        log.append({"step": 0, "train_loss": None, **_validate(net, held_out, config), "seconds": 0.0})
+        net.train()
     for step in range(start, config["steps"]):
         for group in opt.param_groups:
             group["lr"] = _lr(config, step)

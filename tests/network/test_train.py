@@ -46,7 +46,7 @@ def test_resume_after_a_kill_equals_uninterrupted(tmp_path, monkeypatch):
         train.train(TINY, tmp_path / "killed", progress=False)
     resumed, log = train.train(TINY, tmp_path / "killed", resume=True, progress=False)
     assert torch.equal(_weights(whole), _weights(resumed))
-    assert [r["step"] for r in log] == [4, 8, 12]
+    assert [r["step"] for r in log] == [0, 4, 8, 12]  # step 0: the untrained network
 
 
 def test_split_target_is_independent_of_the_input():
