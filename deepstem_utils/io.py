@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.signals import sampling_of, to_angstrom_factor
+from .core.signals import axis_calibration, sampling_of
 
 __all__ = ["SUPPORTED", "load", "sampling_of", "microscope_settings", "FileFrames"]
 
@@ -19,17 +19,31 @@ SUPPORTED = (".dm3", ".dm4", ".emd", ".hspy", ".tif", ".tiff", ".npy")
 
 
 def _calibrate(signal, sampling: float | None, path: Path):
-    for axis in signal.axes_manager.signal_axes:
-        if sampling is not None:
+    """The signal with both signal axes in Å (or set to ``sampling``), after checking that they are usable."""
+    axes = signal.axes_manager.signal_axes
+    if sampling is not None:
+        for axis in axes:
+            if not getattr(axis, "is_uniform", True):
+                axis.convert_to_uniform_axis()  # replaced below by the given pixel size
+        for axis in signal.axes_manager.signal_axes:
             axis.scale, axis.units, axis.offset = float(sampling), "Å", 0.0
-            continue
-        factor = to_angstrom_factor(axis.units)
-        if factor is None or not np.isfinite(axis.scale) or axis.scale <= 0:
+        return signal
+    try:
+        calibrations = [axis_calibration(axis, label) for axis, label in zip(axes, ("x", "y"))]
+    except ValueError as err:
+        raise ValueError(f"{path.name}: {err}") from None
+    for axis, calibration in zip(axes, calibrations):
+        if calibration is None:
             raise ValueError(
                 f"{path.name} has no length calibration (axis units {str(axis.units)!r}); "
                 "pass the pixel size with sampling=<Å> (command line: --sampling <Å>)"
             )
-        axis.scale, axis.offset, axis.units = axis.scale * factor, axis.offset * factor, "Å"
+    for axis, (scale, offset) in zip(axes, calibrations):
+        axis.scale, axis.offset, axis.units = scale, offset, "Å"
+    try:
+        sampling_of(signal)  # square pixels
+    except ValueError as err:
+        raise ValueError(f"{path.name}: {err} (or pass --sampling to override the calibration)") from None
     return signal
 
 
@@ -121,30 +135,71 @@ class FileFrames:
     """The frames of one or more files as a lazy sequence (each file a frame or a stack).
 
     Files are opened lazily (HyperSpy), so a long series is read one frame at a time.
+    Every file's calibration and frame shape are checked when the sequence is made
+    (from the files' headers, without reading the frames): one pixel size and one
+    frame shape for the whole series, or a ``ValueError`` that names the file.
+
+    Parameters
+    ----------
+    paths : iterable of str or Path
+        The files, in time order.
+    sampling : float, optional
+        Pixel size [Å] for every file (needed for ``.npy`` and uncalibrated files).
     """
 
     def __init__(self, paths, sampling: float | None = None):
         self._items = []
         self.sampling = None
-        for path in paths:
+        self.shape = None
+        self.paths = [Path(p) for p in paths]
+        for path in self.paths:
             signal = load(path, sampling=sampling, lazy=True)
             s = sampling_of(signal)
             if self.sampling is None:
                 self.sampling = s
             elif abs(s - self.sampling) > 1e-6 * self.sampling:
-                raise ValueError(f"{Path(path).name} has pixel size {s:.4g} Å, the first file {self.sampling:.4g} Å: "
+                raise ValueError(f"{path.name} has pixel size {s:.4g} Å, the first file {self.sampling:.4g} Å: "
                                  "a series needs one pixel size")
             data = signal.data
+            shape = tuple(int(n) for n in data.shape[-2:])
+            if self.shape is None:
+                self.shape = shape
+            elif shape != self.shape:
+                raise ValueError(f"{path.name} holds frames of {shape[0]}x{shape[1]} px, the first file "
+                                 f"{self.shape[0]}x{self.shape[1]} px: a series needs one frame shape")
             if data.ndim == 2:
-                self._items.append((data, None))
+                self._items.append((data, None, path))
             else:
                 flat = data.reshape((-1,) + data.shape[-2:])
-                self._items.extend((flat, k) for k in range(flat.shape[0]))
+                self._items.extend((flat, k, path) for k in range(flat.shape[0]))
 
     def __len__(self) -> int:
         return len(self._items)
 
     def __getitem__(self, i: int) -> np.ndarray:
-        data, k = self._items[i]
+        data, k, _ = self._items[i]
         frame = data if k is None else data[k]
         return np.asarray(frame.compute() if hasattr(frame, "compute") else frame)
+
+    def source(self, i: int) -> str:
+        """Where frame ``i`` comes from: the file name, and its index in a stack (``"run.emd, frame 3"``)."""
+        _, k, path = self._items[i]
+        return path.name if k is None else f"{path.name}, frame {k}"
+
+    def names(self) -> list[str]:
+        """One name per frame, for its output files: the file's stem, or ``<stem>_NNNNN`` for frame NNNNN of a
+        stack.
+
+        Raises
+        ------
+        ValueError
+            Two frames would get the same name (files with one stem in two folders).
+        """
+        names = [path.stem if k is None else f"{path.stem}_{k:05d}" for _, k, path in self._items]
+        seen = {}
+        for i, name in enumerate(names):
+            if name in seen:
+                raise ValueError(f"{self.source(seen[name])} and {self.source(i)} would both write {name}_*: "
+                                 "rename one")
+            seen[name] = i
+        return names

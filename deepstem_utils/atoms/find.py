@@ -24,15 +24,16 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from ..core.constants import Z
-from ..core.signals import unwrap
+from ..core.constants import MOS2_A, Z
+from ..core.signals import Calibrated, counts_array, real_array, unwrap
 from ..network.weights import weights_calibration
 from .columns import find_columns, integrated_intensity
 from .lattice import MoS2Sites, NoLattice, mos2_sites
 from .mixture import ONE_S_PER_MO, S_CLASSES, fit_s_mixture, mixture_summary
 from .quantify import column_intensities, refine_positions
 
-__all__ = ["find_atoms", "default_one_atom_fraction", "SIGNIFICANCE", "COLUMNS"]
+__all__ = ["find_atoms", "default_one_atom_fraction", "SIGNIFICANCE", "COLUMNS", "LATTICE_CONSTANT_RANGE", "CELL_PX",
+           "MIN_SAMPLING", "MAX_SAMPLING_ANY", "MAX_RADIUS"]
 
 #: With ``counts``: an off-lattice bright column (a candidate Mo adatom) is reported only if its fitted counts
 #: exceed this many standard errors.
@@ -41,6 +42,15 @@ SIGNIFICANCE = 5.0
 COLUMNS = ["x", "y", "species", "confidence", "intensity"]
 #: Z-exponents that bound how a dopant scatters relative to S (the band of HAADF detectors in use).
 GAMMA_BAND = (1.4, 2.1)
+#: ``lattice_constant`` [Å] accepted: MoS₂-like transition-metal dichalcogenides (MoS₂ 3.16, MoTe₂ 3.52).
+LATTICE_CONSTANT_RANGE = (2.8, 3.8)
+#: The lattice constant must span at least this many pixels for the honeycomb to be found.
+CELL_PX = 6
+#: ``sampling`` [Å/px]: below this an atomic-resolution frame would hold hardly any lattice; above
+#: ``MAX_SAMPLING_ANY`` (``material=None``) neighbouring columns are not resolved.
+MIN_SAMPLING, MAX_SAMPLING_ANY = 0.01, 0.5
+#: Largest ``radius`` [Å] of the integration disk (half the Mo-S distance is about 0.9 Å).
+MAX_RADIUS = 2.0
 
 
 def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2", *,
@@ -59,9 +69,9 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
         ``"MoS2"``: fit the 2H-MoS₂ lattice and label every site ``Mo``, ``S2``,
         ``S1``, ``vacancy`` or ``Mo_adatom``. ``None``: every bright column, species ``"column"``.
     lattice_constant : float, optional
-        MoS₂ lattice parameter [Å]; measured from the Mo-Mo distances if not given.
+        MoS₂ lattice parameter [Å] (2.8-3.8); measured from the Mo-Mo distances if not given.
     radius : float
-        Radius of the disk over which a column's intensity is integrated [Å].
+        Radius of the disk over which a column's intensity is integrated [Å] (half a pixel to 2 Å).
     dopant : str, optional
         An element substituted on S sites (e.g. ``"Se"``): S sites holding one S and
         one dopant atom become their own species, named after the element. Its
@@ -109,7 +119,8 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
     Returns
     -------
     pandas.DataFrame
-        One row per site: ``x``, ``y`` [Å] (contract convention), ``species``,
+        One row per site: ``x``, ``y`` [Å] (contract convention; for a Signal2D in the
+        signal's own coordinates, its axis offsets included, converted to Å), ``species``,
         ``confidence`` (0-1, the probability of the species given the site's
         intensity, with the class weights of ``class_prior``), and
         ``intensity`` (integrated object over the disk, or with ``counts`` the
@@ -117,7 +128,22 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
         mixture: the fitted class ``fractions`` (the composition it estimates) and
         the ``separation`` d′ of the S₁ and S₂ levels in pooled standard deviations;
         below about 2 the labels of a rare class are mostly guesses, and the
-        fractions are the better estimate of how many there are.
+        fractions are the better estimate of how many there are. ``attrs`` also
+        records ``units`` (per column), ``sampling`` [Å/px], ``origin`` (x, y of
+        pixel (0, 0) [Å]), ``shape`` (ny, nx), ``source`` (file name or title, or
+        ``"ndarray"``) and ``intensities`` (``"counts"`` or ``"object"``):
+        :mod:`deepstem_utils.interop` uses them to hand the table to Atomap or HyperSpy.
+
+    Raises
+    ------
+    ValueError
+        Before any work, naming the parameter and its allowed range: ``sampling``
+        outside 0.01 Å/px to a sixth of the lattice constant (0.5 Å/px with
+        ``material=None``), ``lattice_constant`` outside
+        :data:`LATTICE_CONSTANT_RANGE`, ``radius`` outside half a pixel to
+        :data:`MAX_RADIUS`, ``counts`` negative, non-finite or of another shape
+        than ``obj``, ``psf`` not a 2-D non-negative kernel; a Signal2D whose
+        calibration cannot be used (non-uniform, flipped or non-square axes).
 
     Examples
     --------
@@ -128,19 +154,13 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
     >>> sorted(set(atoms.species))
     ['Mo', 'S2']
     """
-    if class_prior not in ("equal", "fitted"):
-        raise ValueError(f"class_prior must be 'equal' (label by the site's own intensity) or 'fitted', "
-                         f"got {class_prior!r}")
-    if (counts is None) != (psf is None):
-        raise ValueError("counts and psf go together: give both (the frame and its probe intensity) or neither")
+    checked = _check_inputs(obj, sampling, material, lattice_constant, radius, dopant, counts, psf, class_prior)
     level = _one_atom_start(obj, one_atom_fraction, counts)
-    array, sampling = _as_object(obj, sampling)
-    if material not in ("MoS2", None, "none"):
-        raise ValueError(f"material must be 'MoS2' or None, got {material!r}")
+    array, sampling = checked.array, checked.sampling
     ratio = _dopant_ratio(dopant)
     columns = find_columns(array, sampling, radius=radius)
     if material in (None, "none"):
-        return _any_material(columns)
+        return checked.describe(_any_material(columns))
     try:
         if len(columns) < 3:
             raise NoLattice("fewer than 3 bright columns: no MoS₂ found, so no sites are returned "
@@ -149,12 +169,87 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
     except NoLattice as message:  # bare support or noise: no site, and say why
         if not quiet:
             warnings.warn(str(message), stacklevel=2)
-        return pd.DataFrame({name: [] for name in COLUMNS})
+        return checked.describe(pd.DataFrame({name: [] for name in COLUMNS}))
     if counts is not None:
-        measured = _fitted_intensities(counts, psf, array.shape, sampling, lattice, refine)
+        measured = _fitted_intensities(checked.counts, checked.psf, array.shape, sampling, lattice, refine)
     else:
         measured = _integrated_intensities(array, sampling, lattice, radius)
-    return _label(lattice, measured, level, counts is None, ratio, dopant, class_prior)
+    return checked.describe(_label(lattice, measured, level, counts is None, ratio, dopant, class_prior))
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """The checked inputs of :func:`find_atoms`, and what its table's ``attrs`` say about them."""
+
+    array: np.ndarray                 # the object [any scale]
+    sampling: float                   # [Å/px]
+    origin: tuple[float, float]       # (x, y) of pixel (0, 0) in the input's own coordinates [Å]
+    source: str                       # the object's file name or title, or "ndarray"
+    counts: np.ndarray | None         # the frame [counts], or None
+    psf: np.ndarray | None            # its probe intensity, or None
+
+    def describe(self, table: pd.DataFrame) -> pd.DataFrame:
+        """``table`` in the input's coordinates (its axis offsets added) with the ``attrs`` of :func:`find_atoms`."""
+        attrs = dict(table.attrs)
+        x0, y0 = self.origin
+        if x0 or y0:
+            table = table.assign(x=table["x"] + x0, y=table["y"] + y0)
+        fitted = self.counts is not None
+        table.attrs = {
+            "units": {"x": "Å", "y": "Å", "confidence": "probability (0-1)",
+                      "intensity": "counts (fitted to the frame)" if fitted else "object (integrated over a disk)"},
+            "sampling": self.sampling, "origin": [float(x0), float(y0)], "shape": list(self.array.shape),
+            "source": self.source, "intensities": "counts" if fitted else "object", **attrs}
+        return table
+
+
+def _check_inputs(obj, sampling, material, lattice_constant, radius, dopant, counts, psf, class_prior) -> _Inputs:
+    """Every argument of :func:`find_atoms` checked before any work; each error names the parameter and its range."""
+    if class_prior not in ("equal", "fitted"):
+        raise ValueError(f"class_prior must be 'equal' (label by the site's own intensity) or 'fitted', "
+                         f"got {class_prior!r}")
+    if (counts is None) != (psf is None):
+        raise ValueError("counts and psf go together: give both (the frame and its probe intensity) or neither")
+    calibrated = unwrap(obj, sampling)
+    array, sampling = _as_object(calibrated)
+    if material not in ("MoS2", None, "none"):
+        raise ValueError(f"material must be 'MoS2' or None, got {material!r}")
+    _dopant_ratio(dopant)
+    mos2 = material == "MoS2"
+    if lattice_constant is not None:
+        low, high = LATTICE_CONSTANT_RANGE
+        if not _finite_number(lattice_constant) or not low <= lattice_constant <= high:
+            raise ValueError(f"lattice_constant must be a MoS₂-like lattice parameter between {low} and {high} Å "
+                             f"(MoS₂: {MOS2_A} Å), or None to measure it; got {lattice_constant!r}")
+    a = float(lattice_constant or MOS2_A)
+    largest = a / CELL_PX if mos2 else MAX_SAMPLING_ANY
+    if not MIN_SAMPLING <= sampling <= largest:
+        what = (f"the lattice constant {a:.3g} Å must span at least {CELL_PX} px" if mos2
+                else "neighbouring atomic columns must be resolved")
+        raise ValueError(f"sampling must be between {MIN_SAMPLING} and {largest:.3g} Å/px ({what}); got "
+                         f"{sampling:.4g} Å/px: check the calibration")
+    if not _finite_number(radius) or not 0.5 * sampling <= radius <= MAX_RADIUS:
+        raise ValueError(f"radius must be between half a pixel ({0.5 * sampling:.3g} Å) and {MAX_RADIUS} Å "
+                         f"(the disk a column's intensity is integrated over); got {radius!r}")
+    frame = kernel = None
+    if counts is not None:
+        frame = counts_array(unwrap(counts, sampling).data, "counts", constant_ok=True)
+        if frame.shape != array.shape:
+            raise ValueError(f"counts must have the object's shape {array.shape} (the frame the object was made "
+                             f"from), got {frame.shape}")
+        kernel = np.asarray(psf)
+        if kernel.ndim != 2 or min(kernel.shape) < 3:
+            raise ValueError(f"psf must be a 2-D probe intensity on the frame's pixel grid (k, k), k >= 3 "
+                             f"(Probe.intensity((k, k), sampling)); got shape {kernel.shape}")
+        kernel = real_array(kernel, "psf")
+        if kernel.min() < 0 or not kernel.sum() > 0:
+            raise ValueError("psf must be a probe intensity: non-negative with a positive sum")
+    return _Inputs(array, sampling, calibrated.origin, calibrated.source, frame, kernel)
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and bool(np.isfinite(value))
 
 
 @dataclass
@@ -192,8 +287,7 @@ def _one_atom_start(obj, one_atom_fraction, counts) -> float:
     return one_atom_fraction
 
 
-def _as_object(obj, sampling) -> tuple[np.ndarray, float]:
-    calibrated = unwrap(obj, sampling)
+def _as_object(calibrated: Calibrated) -> tuple[np.ndarray, float]:
     array, sampling = calibrated.data, calibrated.sampling
     if array.ndim != 2:
         raise ValueError(f"the object function must be 2-D (ny, nx), got shape {array.shape}")
@@ -204,12 +298,15 @@ def _as_object(obj, sampling) -> tuple[np.ndarray, float]:
         raise ValueError("the object function contains NaN or inf; replace the bad pixels first")
     if min(array.shape) < 8:
         raise ValueError(f"the object function is only {array.shape[0]}x{array.shape[1]} px")
+    with np.errstate(over="ignore"):
+        if not np.isfinite(np.sum(np.abs(array))):
+            raise ValueError(f"the object function has values too large to compute with (max {np.abs(array).max():.3g}"
+                             "; their sum overflows float64): rescale it")
     if sampling is None:
         raise ValueError("sampling is required for an array: pass sampling=<Å per pixel>")
-    sampling = float(sampling)
-    if not np.isfinite(sampling) or sampling <= 0:
+    if not _finite_number(sampling) or sampling <= 0:
         raise ValueError(f"sampling must be a positive pixel size in Å, got {sampling!r}")
-    return array, sampling
+    return array, float(sampling)
 
 
 def _dopant_ratio(dopant: str | None) -> tuple[float, float] | None:

@@ -220,3 +220,79 @@ def test_an_array_object_starts_at_the_shipped_networks_one_atom_level(monkeypat
     ds.find_atoms(obj, sampling=S, one_atom_fraction=0.5)
     ds.find_atoms(obj, sampling=S, counts=frame.counts, psf=frame.probe.intensity((64, 64), S))
     assert starts == pytest.approx([level, level, 0.5, 0.5])    # the counts are linear: 1/2
+
+
+# ------------------------------------------------ parameters: a clear error naming the range, before any work
+def _lattice_frame():
+    sites = specimen.mos2_lattice((16.0, 16.0))
+    obj = _object(sites, (100, 100))
+    return obj, obj * 50.0 + 2.0, ds.Probe(80e3, 30.0).intensity((33, 33), S)
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"counts": "negative"}, "counts.*negative"),
+    ({"counts": "shape"}, "counts must have the object's shape"),
+    ({"counts": "nan"}, "counts contains NaN"),
+    ({"lattice_constant": 0.0}, r"lattice_constant must be .* between 2.8 and 3.8 Å"),
+    ({"lattice_constant": float("nan")}, r"lattice_constant must be .* between"),
+    ({"radius": 0.0}, r"radius must be between half a pixel .* and 2.0 Å"),
+    ({"radius": -0.5}, r"radius must be between"),
+    ({"radius": float("nan")}, r"radius must be between"),
+    ({"sampling": 2.0}, r"sampling must be between 0.01 and 0.527 Å/px \(the lattice constant"),
+    ({"sampling": 1e-4}, r"sampling must be between 0.01"),
+    ({"sampling": 0.6, "material": None}, r"sampling must be between 0.01 and 0.5 Å/px"),
+    ({"psf": "1-D"}, r"psf must be a 2-D probe intensity"),
+    ({"psf": "negative"}, r"psf must be a probe intensity: non-negative"),
+])
+def test_bad_parameters_fail_before_any_work(monkeypatch, change, match):
+    obj, counts, psf = _lattice_frame()
+    kwargs = {"sampling": S, "counts": counts, "psf": psf}
+    for key, value in change.items():
+        if key == "counts":
+            value = {"negative": -counts, "shape": counts[:-2], "nan": np.where(counts > counts.mean(), np.nan,
+                                                                                 counts)}[value]
+        if key == "psf":
+            value = {"1-D": psf.sum(0), "negative": psf - psf.mean()}[value]
+        kwargs[key] = value
+
+    def no_work(*args, **kw):
+        raise AssertionError("find_atoms started work before checking its parameters")
+
+    monkeypatch.setattr(atoms.find, "find_columns", no_work)
+    with pytest.raises(ValueError, match=match):
+        ds.find_atoms(obj, **kwargs)
+
+
+def test_good_parameters_still_work():
+    obj, counts, psf = _lattice_frame()
+    found = ds.find_atoms(obj, sampling=S, counts=counts, psf=psf, lattice_constant=3.16, radius=0.5)
+    assert (found.species == "Mo").sum() > 10
+
+
+# ------------------------------------------------ Signal2D: the signal's own coordinates, and what attrs record
+def test_signal_positions_in_its_own_coordinates_and_attrs_record_them():
+    hs = pytest.importorskip("hyperspy.api")
+    sites = specimen.mos2_lattice((20.0, 20.0))
+    obj = _object(sites, (125, 125))
+    signal = hs.signals.Signal2D(obj)
+    for axis, offset in zip(signal.axes_manager.signal_axes, (1.25, -0.5)):
+        axis.scale, axis.units, axis.offset = S / 10, "nm", offset  # offsets 12.5 Å, -5 Å
+    signal.metadata.General.original_filename = "frame_0001.dm4"
+    plain = ds.find_atoms(obj, sampling=S)
+    found = ds.find_atoms(signal)
+    np.testing.assert_allclose(found.x, plain.x + 12.5)
+    np.testing.assert_allclose(found.y, plain.y - 5.0)
+    assert list(found.species) == list(plain.species)
+    # a site sits where the signal's own axes put its column
+    first = found.iloc[0]
+    col = signal.axes_manager.signal_axes[0].value2index((first.x) / 10)
+    row = signal.axes_manager.signal_axes[1].value2index((first.y) / 10)
+    assert obj[row - 1:row + 2, col - 1:col + 2].max() == obj[max(row - 4, 0):row + 5, max(col - 4, 0):col + 5].max()
+    attrs = found.attrs
+    assert attrs["units"]["x"] == attrs["units"]["y"] == "Å"
+    assert attrs["sampling"] == pytest.approx(S) and attrs["origin"] == pytest.approx([12.5, -5.0])
+    assert attrs["source"] == "frame_0001.dm4" and attrs["shape"] == [125, 125] and attrs["intensities"] == "object"
+    assert "mixture" in attrs
+    assert plain.attrs["source"] == "ndarray" and plain.attrs["origin"] == [0.0, 0.0]
+    empty = ds.find_atoms(np.zeros((64, 64)), sampling=S, quiet=True)  # no lattice: the table still says what it is
+    assert empty.attrs["sampling"] == S and empty.attrs["units"]["x"] == "Å"

@@ -58,3 +58,55 @@ def test_units():
 def test_real_array_names_the_problem(bad, error, match):
     with pytest.raises(error, match=match):
         signals.real_array(bad, "frame")
+
+
+# ---------------------------------------------------------------- calibration that cannot be used silently
+def _non_uniform(data):
+    s = _signal(data)
+    axis = s.axes_manager.signal_axes[0]
+    axis.convert_to_non_uniform_axis()
+    s.axes_manager.signal_axes[0].axis = np.linspace(0.0, 1.0, data.shape[1]) ** 2  # pixels not equally spaced
+    return s
+
+
+def test_non_uniform_axis_is_a_clear_error():
+    with pytest.raises(ValueError, match="non-uniform"):
+        signals.sampling_of(_non_uniform(np.ones((6, 8))))
+
+
+def test_non_square_pixels_are_a_clear_error_not_x_alone():
+    s = _signal(np.ones((6, 8)), scale=0.016)
+    s.axes_manager.signal_axes[1].scale = 0.020
+    with pytest.raises(ValueError, match="not square"):
+        signals.sampling_of(s)
+    with pytest.raises(ValueError, match="not square"):
+        signals.unwrap(s)
+    s.axes_manager.signal_axes[1].scale = 0.016 * (1 + 1e-5)  # rounding in a file header is square
+    assert signals.sampling_of(s) == pytest.approx(0.16)
+
+
+def test_negative_scale_is_named_not_called_uncalibrated():
+    s = _signal(np.ones((6, 8)), scale=-0.016)
+    with pytest.raises(ValueError, match="negative scale") as info:
+        signals.sampling_of(s)
+    assert "no length calibration" not in str(info.value)
+
+
+def test_origin_is_the_axes_offsets_in_angstrom():
+    s = _signal(np.ones((6, 8)), scale=0.016, units="nm", offset=0.5)
+    s.axes_manager.signal_axes[1].offset = -0.25
+    assert signals.origin_of(s) == pytest.approx((5.0, -2.5))
+    c = signals.unwrap(s)
+    assert c.origin == pytest.approx((5.0, -2.5)) and c.source == "frame"
+    assert signals.unwrap(np.ones((3, 3)), 0.1).origin == (0.0, 0.0)
+    px = _signal(np.ones((6, 8)), scale=1.0, units="px", offset=3.0)  # pixel offsets in pixels of the given size
+    assert signals.unwrap(px, sampling=0.2).origin == pytest.approx((0.6, 0.6))
+
+
+@pytest.mark.parametrize("bad, match", [(np.eye(4) * 1e307 + 1e307, "too large"), (-np.ones((4, 4)), "negative"),
+                                        (np.ones((4, 4)), "constant"), (np.eye(4), "at least 8 px")])
+def test_counts_array_refuses_what_gives_no_finite_answer(bad, match):
+    with pytest.raises(ValueError, match=match):
+        signals.counts_array(bad, "frame", min_side=8 if match == "at least 8 px" else 1)
+    big = np.eye(4) * 1e300
+    assert signals.counts_array(big, "frame").max() == 1e300  # large but summable is fine
