@@ -1,16 +1,136 @@
-"""Figure helpers shared by the chapters: calibrated image panels and scale bars."""
+"""Figure helpers shared by the chapters: figures for the text column, calibrated image panels, scale bars.
+
+Figures for the book are made by :func:`column_figure`: its natural width is the
+width of the matplotlib style's default figure, which ``deepstem_utils.book.setup()``
+sets to the book's text column, so that a figure is shown at 100 % and its text at
+the size it was drawn (a 15-inch figure squeezed into the column renders its tick
+labels at 4–7 px). At most two panels sit side by side; more panels go in rows.
+
+Overlays stay inside the image (:func:`show_sites` never widens the axes beyond
+the image), legends go outside the data (:func:`legend_outside`), a colour bar is
+drawn only with a label that says what it shows and in which unit, and a scale bar
+carries a dark backdrop so that it reads on bright images too.
+"""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.colors import to_rgb
 from matplotlib.font_manager import FontProperties
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
 from .core.constants import E_CHARGE
 
-__all__ = ["extent_of", "show_image", "add_scalebar", "nice_length", "dose_dwell_chart"]
+__all__ = ["MAX_COLUMNS", "column_figure", "legend_outside", "extent_of", "show_image", "show_sites", "add_scalebar",
+           "nice_length", "dose_dwell_chart", "tableau_montage", "draw_autoencoder", "show_series_panel"]
+
+#: At most this many panels side by side in the text column; more panels go in rows.
+MAX_COLUMNS = 2
+#: Room a panel's decorations take beside and below its data area [in]: y tick labels and label;
+#: a colour bar with its ticks and label; the title, x tick labels and label.
+_Y_DECORATION, _COLORBAR_DECORATION, _X_DECORATION = 0.65, 0.85, 0.85
+#: Tag of the legend :func:`legend_outside` owns (one per figure).
+_OUTSIDE_LEGEND = "deepstem-outside-legend"
+
+
+def column_figure(nrows: int = 1, ncols: int = 1, *, aspect: float = 1.0, width: float = 1.0,
+                  colorbar: bool = False, **subplot_kw):
+    """A figure for the book's text column, with constrained layout.
+
+    Its width is the style's default figure width (``rcParams["figure.figsize"][0]``),
+    which ``deepstem_utils.book.setup()`` sets to the text column, times ``width``; its
+    height follows from the panels' aspect ratio, so an image panel is not framed by
+    white bands. Shown at its natural width, its text renders at the size it was drawn.
+
+    Parameters
+    ----------
+    nrows, ncols : int
+        Panels in rows and side by side; at most :data:`MAX_COLUMNS` side by side.
+    aspect : float
+        Height over width of each panel's data area [dimensionless]: 1 for a square
+        image, about 0.62 for a line plot.
+    width : float
+        Fraction of the column's width the figure takes, 0 < width ≤ 1 [dimensionless].
+    colorbar : bool
+        Leave room for a colour bar beside every panel.
+    **subplot_kw
+        Passed on to :meth:`matplotlib.figure.Figure.subplots` (``sharex``, ``sharey``, ...).
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    axes : Axes or ndarray of Axes
+        As :func:`matplotlib.pyplot.subplots` returns them (squeezed).
+
+    Raises
+    ------
+    ValueError
+        More than :data:`MAX_COLUMNS` panels side by side, or a width or aspect out of range.
+    """
+    if not 1 <= ncols <= MAX_COLUMNS:
+        raise ValueError(f"at most {MAX_COLUMNS} panels side by side fit the text column (got ncols={ncols}); "
+                         "put more panels in rows")
+    if nrows < 1 or not 0 < width <= 1 or not aspect > 0:
+        raise ValueError(f"need nrows >= 1, 0 < width <= 1 and aspect > 0 (got {nrows}, {width}, {aspect})")
+    fig_width = plt.rcParams["figure.figsize"][0] * width
+    data_width = fig_width / ncols - _Y_DECORATION - (_COLORBAR_DECORATION if colorbar else 0.0)
+    data_width = max(data_width, 0.3 * fig_width / ncols)
+    height = nrows * (data_width * aspect + _X_DECORATION)
+    fig = plt.figure(figsize=(fig_width, height), layout="constrained")
+    axes = fig.subplots(nrows, ncols, **subplot_kw)
+    return fig, axes
+
+
+def legend_outside(ax, loc: str = "lower center", ncols: int | None = None, **kwargs):
+    """One legend for the labelled artists of every panel of ``ax``'s figure, outside the data.
+
+    With constrained layout (:func:`column_figure`) it is a figure legend placed
+    outside all panels (below them by default) and the layout makes room for it;
+    otherwise it sits to the right of ``ax``. Calling it again replaces the legend
+    it made before, so panels that each add labels end with a single legend.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+        A panel of the figure.
+    loc : str
+        Side and alignment, e.g. ``"lower center"`` (below the panels) or ``"right upper"``.
+    ncols : int, optional
+        Legend columns; by default up to four entries per row, one entry per row for long labels.
+    **kwargs
+        Passed on to :meth:`matplotlib.figure.Figure.legend`.
+
+    Returns
+    -------
+    matplotlib.legend.Legend or None
+        None when no artist has a label.
+    """
+    fig = ax.figure
+    handles, labels = [], []
+    for panel in fig.axes:
+        for handle, label in zip(*panel.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    for old in [leg for leg in fig.legends if leg.get_gid() == _OUTSIDE_LEGEND]:
+        old.remove()
+    for panel in fig.axes:
+        if panel.get_legend() is not None and panel.get_legend().get_gid() == _OUTSIDE_LEGEND:
+            panel.get_legend().remove()
+    if not labels:
+        return None
+    if ncols is None:
+        ncols = 1 if max(len(label) for label in labels) > 28 else min(len(labels), 4)
+    if isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
+        legend = fig.legend(handles, labels, loc=f"outside {loc}", ncols=ncols, **kwargs)
+    else:
+        legend = ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0,
+                           ncols=ncols, **kwargs)
+    legend.set_gid(_OUTSIDE_LEGEND)
+    return legend
 
 
 def extent_of(shape: tuple[int, int], sampling: float) -> tuple[float, float, float, float]:
@@ -32,7 +152,8 @@ def nice_length(span: float) -> float:
     return float(base)
 
 
-def add_scalebar(ax, length: float | None = None, units: str = "Å", color: str = "white", loc: str = "lower right"):
+def add_scalebar(ax, length: float | None = None, units: str = "Å", color: str = "white", loc: str = "lower right",
+                 backdrop: bool = True):
     """Draw a scale bar on an image panel whose axes are in Å.
 
     Parameters
@@ -43,15 +164,29 @@ def add_scalebar(ax, length: float | None = None, units: str = "Å", color: str 
         Bar length [Å]; a round fifth of the field of view by default.
     units : {"Å", "nm"}
         Unit of the label.
+    color : str
+        Colour of the bar and its label.
+    loc : str
+        Corner of the panel.
+    backdrop : bool
+        Draw the bar on a translucent box of the opposite brightness, so that it
+        reads on bright and dark parts of an image alike.
+
+    Returns
+    -------
+    mpl_toolkits.axes_grid1.anchored_artists.AnchoredSizeBar
     """
     x0, x1 = sorted(ax.get_xlim())
     if length is None:
         length = nice_length(x1 - x0)
     label = f"{length / 10:g} nm" if units == "nm" else f"{length:g} Å"
     bar = AnchoredSizeBar(
-        ax.transData, length, label, loc, pad=0.4, color=color, frameon=False,
-        size_vertical=(x1 - x0) / 100, fontproperties=FontProperties(size=9),
+        ax.transData, length, label, loc, pad=0.3, borderpad=0.4, color=color, frameon=backdrop,
+        size_vertical=(x1 - x0) / 100, fontproperties=FontProperties(size="small"),
     )  # fmt: skip
+    if backdrop:
+        light = np.mean(to_rgb(color)) > 0.5
+        bar.patch.set(facecolor="black" if light else "white", alpha=0.55, edgecolor="none")
     ax.add_artist(bar)
     return bar
 
@@ -64,7 +199,7 @@ def show_image(
     cmap: str = "gray",
     label: str | None = None,
     scalebar: bool | float = True,
-    colorbar: bool = True,
+    colorbar: bool | None = None,
     **kwargs,
 ):
     """Show a 2-D image with calibrated axes in Å, a scale bar and a labelled colour bar.
@@ -78,16 +213,26 @@ def show_image(
     title : str, optional
     cmap : str
     label : str, optional
-        Colour-bar label with its unit, e.g. ``"counts"``.
+        What the colour bar shows, with its unit, e.g. ``"counts"`` or ``"phase [rad]"``.
     scalebar : bool or float
         True for an automatic bar, a number for a bar of that length [Å], False for none.
-    colorbar : bool
-        Draw a colour bar.
+    colorbar : bool, optional
+        Draw a colour bar. By default one is drawn when ``label`` says what it shows;
+        a colour bar without a label means nothing, so ``colorbar=True`` needs one.
 
     Returns
     -------
     matplotlib.image.AxesImage
+
+    Raises
+    ------
+    ValueError
+        ``colorbar=True`` without a ``label``.
     """
+    if colorbar is None:
+        colorbar = label is not None
+    if colorbar and not label:
+        raise ValueError("a colour bar needs a label saying what it shows and its unit (label=...)")
     image = np.asarray(image)
     im = ax.imshow(image, cmap=cmap, extent=extent_of(image.shape, sampling), origin="upper", **kwargs)
     ax.set_xlabel("x [Å]")
@@ -97,9 +242,7 @@ def show_image(
     if scalebar:
         add_scalebar(ax, None if scalebar is True else float(scalebar))
     if colorbar:
-        cb = plt.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-        if label:
-            cb.set_label(label)
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=label)
     return im
 
 
@@ -164,6 +307,10 @@ SPECIES_STYLE = {
 def show_sites(ax, x, y, species, legend: bool = True, skip=("C",), **kwargs):
     """Overlay columns on an image drawn by :func:`show_image` (positions in Å).
 
+    The overlay stays inside the image: the axes keep the image's extent (sites
+    beyond it are not drawn and do not widen the panel with white bands), and the
+    legend goes outside the data (:func:`legend_outside`).
+
     Parameters
     ----------
     ax : matplotlib Axes
@@ -172,16 +319,28 @@ def show_sites(ax, x, y, species, legend: bool = True, skip=("C",), **kwargs):
     species : (n,) array_like of str
         Labels; styles from :data:`SPECIES_STYLE`, species in ``skip`` are not drawn.
     legend : bool
-        Add a legend of the species shown.
+        Add the species shown to the figure's legend outside the panels.
+    **kwargs
+        Passed on to :meth:`matplotlib.axes.Axes.scatter` (e.g. ``s``).
     """
-    x, y, species = np.asarray(x), np.asarray(y), np.asarray(species)
+    x, y, species = np.asarray(x, float), np.asarray(y, float), np.asarray(species)
+    images = ax.images
+    if images:
+        left, right, bottom, top = images[-1].get_extent()
+        inside = ((x >= min(left, right)) & (x <= max(left, right))
+                  & (y >= min(bottom, top)) & (y <= max(bottom, top)))  # fmt: skip
+        x, y, species = x[inside], y[inside], species[inside]
+    limits = ax.get_xlim(), ax.get_ylim()
     for name, style in SPECIES_STYLE.items():
         keep = species == name
         if name in skip or not np.any(keep):
             continue
         ax.scatter(x[keep], y[keep], **{**style, **kwargs})
+    if images:
+        ax.set_xlim(*limits[0])
+        ax.set_ylim(*limits[1])
     if legend:
-        ax.legend(loc="upper right", fontsize="small", framealpha=0.8)
+        legend_outside(ax)
 
 
 def draw_autoencoder(ax):
@@ -280,7 +439,7 @@ def dose_dwell_chart(ax, points, currents=(5.0, 50.0, 500.0)):
     for current in currents:
         dose = current * 1e-12 * t * 1e-6 / E_CHARGE  # [e⁻/Å²] from [pA] and [µs/Å²]
         ax.plot(t, dose, color="0.8", lw=0.8, zorder=0)
-        ax.annotate(f"{current:g} pA", (t[-8], dose[-8]), color="0.5", fontsize="x-small", rotation=25)
+        ax.annotate(f"{current:g} pA", (t[-8], dose[-8]), color="0.5", fontsize="small", rotation=25)
     markers = {"computed": dict(marker="o"), "quoted": dict(marker="s", mfc="none")}
     for _, row in drawn.iterrows():
         ax.plot(row.dwell, row.dose, ls="none", ms=7, label=row.label, **markers.get(row.source, {"marker": "x"}))
@@ -288,5 +447,5 @@ def dose_dwell_chart(ax, points, currents=(5.0, 50.0, 500.0)):
     ax.set_yscale("log")
     ax.set_xlabel("dwell time per area [µs/Å²]")
     ax.set_ylabel("dose per area [e⁻/Å²]")
-    ax.legend(fontsize="x-small", loc="upper left")
+    legend_outside(ax, ncols=1, fontsize="small")
     return ax
