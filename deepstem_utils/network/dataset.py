@@ -99,6 +99,8 @@ def simulate_frame(
     rng: np.random.Generator | int | None = None,
     acquisition: Acquisition | None = None,
     psf_size: int = 64,
+    gamma: float = 1.7,
+    atom_width: float = 0.12,
     **specimen_options,
 ) -> Frame:
     """Draw a specimen, image it and record it.
@@ -120,6 +122,10 @@ def simulate_frame(
         frame's); default: electron counting, no distortions.
     psf_size : int
         Side of the PSF grid [px] (doubled until it covers at least 8 Å).
+    gamma : float
+        Z-exponent of the HAADF cross-sections (:func:`specimen.haadf_cross_section`).
+    atom_width : float
+        Standard deviation of each atom's peak in the object [Å] (:func:`specimen.object_function`).
     **specimen_options
         Passed to :func:`specimen.random_mos2`.
     """
@@ -132,7 +138,7 @@ def simulate_frame(
         probe = random_probe(rng)
     ny, nx = shape
     sites = specimen.random_mos2((nx * sampling, ny * sampling), rng, **specimen_options)
-    obj = specimen.object_function(sites, shape, sampling, energy=probe.energy)
+    obj = specimen.object_function(sites, shape, sampling, energy=probe.energy, gamma=gamma, width=atom_width)
     obj = obj + specimen.contamination(shape, sampling, rng, level=float(rng.uniform(0, 2e-4)))
     psf_size = psf_grid(sampling, minimum=8.0, size=psf_size)
     psf = probe.intensity((psf_size, psf_size), sampling)

@@ -11,6 +11,13 @@ Decoder: the linear image model, convolution with the probe intensity
 (:func:`decode`), **fixed, not learned**; it equals
 :func:`imaging.linear_image` with reflecting boundaries.
 
+Data consistency: the encoder's object can be followed by a few fixed
+expectation-maximisation steps of the Poisson likelihood of the frame under the
+decoder (:func:`em_refine`, Richardson-Lucy steps started from the encoder's
+object). They keep the encoder's support and atom shapes but move every
+column's weight towards what the counts say, so the object's column integrals
+are linear in the atoms (the object carries the count).
+
 Training (:mod:`deepstem_utils.train`) compares the decoded image with an
 *independent* noise realisation of the same frame (a binomial split of the
 counts), so the network cannot win by reproducing the noise.
@@ -26,7 +33,8 @@ import torch.nn.functional as F
 from scipy.fft import next_fast_len
 from torch import nn
 
-__all__ = ["UNet", "decode", "wiener", "wiener_filter", "atom_blur", "encoder_input", "psf_tensor", "WIENER_EPS"]
+__all__ = ["UNet", "decode", "decoder_grid", "decoder_otf", "decode_adjoint", "em_refine", "em_otfs", "wiener", "wiener_filter", "atom_blur", "encoder_input",
+           "psf_tensor", "WIENER_EPS"]
 
 #: Regularisation of the Wiener channel, relative to |OTF(0)|² = 1.
 WIENER_EPS = 0.03
@@ -48,19 +56,27 @@ class UNet(nn.Module):
     Parameters
     ----------
     base : int
-        Channels at full resolution (doubled at each level).
+        Channels at the first level (doubled at each level).
     depth : int
-        Number of levels; input sides must be multiples of ``2**(depth-1)``.
+        Number of levels.
     in_channels : int
         Input channels (frame and its Wiener-filtered copy).
+    stem : {1, 2}
+        With 2, the input is folded into 2 × 2 blocks (``pixel_unshuffle``: 4× the channels at half the
+        resolution) and the output unfolded again (``pixel_shuffle``): every layer then works at half
+        resolution or less, which is several times cheaper on a CPU (the full-resolution layers dominate the
+        cost of a U-Net, in arithmetic and in memory traffic), while the output keeps full resolution.
+        Input sides must be multiples of ``stem * 2**(depth-1)`` (:attr:`multiple`).
     """
 
-    def __init__(self, base: int = 16, depth: int = 3, in_channels: int = 2):
+    def __init__(self, base: int = 16, depth: int = 3, in_channels: int = 2, stem: int = 1):
         super().__init__()
-        self.depth = depth
+        if stem not in (1, 2):
+            raise ValueError(f"stem must be 1 or 2, got {stem!r}")
+        self.depth, self.stem = depth, stem
         chans = [base * 2**i for i in range(depth)]
         self.down = nn.ModuleList()
-        cin = in_channels
+        cin = in_channels * stem**2
         for c in chans:
             self.down.append(_Block(cin, c))
             cin = c
@@ -69,9 +85,16 @@ class UNet(nn.Module):
         for c_hi, c_lo in zip(chans[-2::-1], chans[:0:-1]):
             self.up.append(nn.Conv2d(c_lo, c_hi, 1))
             self.fuse.append(_Block(2 * c_hi, c_hi))
-        self.head = nn.Conv2d(chans[0], 1, 1)
+        self.head = nn.Conv2d(chans[0], stem**2, 1)
+
+    @property
+    def multiple(self) -> int:
+        """Input sides must be multiples of this [px]."""
+        return self.stem * 2 ** (self.depth - 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stem > 1:
+            x = F.pixel_unshuffle(x, self.stem)
         skips = []
         for i, block in enumerate(self.down):
             x = block(x if i == 0 else F.avg_pool2d(x, 2))
@@ -82,7 +105,8 @@ class UNet(nn.Module):
             # pixel sum to 1, so the bias passes through): applied first, on a quarter of the pixels
             x = F.interpolate(up(x), scale_factor=2, mode="bilinear", align_corners=False)
             x = fuse(torch.cat([x, skips.pop()], 1))
-        return F.softplus(self.head(x))
+        x = F.softplus(self.head(x))
+        return F.pixel_shuffle(x, self.stem) if self.stem > 1 else x
 
 
 # ------------------------------------------------------------------ physics
@@ -121,18 +145,40 @@ def _symmetric_index(n: int, before: int, after: int) -> torch.Tensor:
     return torch.from_numpy(np.pad(np.arange(n), (before, after), mode="symmetric"))
 
 
+def _pad_axis(x: torch.Tensor, before: int, after: int, dim: int) -> torch.Tensor:
+    """numpy's ``symmetric`` padding along ``dim``: mirrored copies, edge pixel repeated (cheap to backpropagate)."""
+    n = x.shape[dim]
+    if before <= n and after <= n:
+        parts = [torch.flip(x.narrow(dim, 0, before), (dim,))] if before else []
+        parts.append(x)
+        if after:
+            parts.append(torch.flip(x.narrow(dim, n - after, after), (dim,)))
+        return torch.cat(parts, dim) if len(parts) > 1 else x
+    return x.index_select(dim, _symmetric_index(n, before, after))  # a pad wider than the array: repeat the mirror
+
+
 def _pad_symmetric(x: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
     """numpy's ``symmetric`` padding (edge pixel repeated) on the last two axes."""
-    rows = _symmetric_index(x.shape[-2], top, bottom)
-    cols = _symmetric_index(x.shape[-1], left, right)
-    return x[..., rows, :][..., cols]
+    return _pad_axis(_pad_axis(x, top, bottom, x.dim() - 2), left, right, x.dim() - 1)
 
 
 def _fast(n: int) -> int:
     return next_fast_len(int(n), real=True)
 
 
-def decode(obj: torch.Tensor, psf: torch.Tensor) -> torch.Tensor:
+def decoder_grid(shape: tuple[int, int], psf_shape: tuple[int, int]) -> tuple[int, int]:
+    """FFT grid of the decoder for objects of ``shape`` and a PSF of ``psf_shape``: no wrap-around, a fast size."""
+    (ny, nx), (py, px) = shape, psf_shape
+    return _fast(ny + 2 * py - 2), _fast(nx + 2 * px - 2)
+
+
+def decoder_otf(psf: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """``rfft2`` of ``psf`` on the decoder's grid for objects of ``shape``: computed once when many objects share
+    a probe (:func:`em_refine` in :func:`reconstruct`)."""
+    return torch.fft.rfft2(psf, s=decoder_grid(shape, psf.shape[-2:]))
+
+
+def decode(obj: torch.Tensor, psf: torch.Tensor, otf: torch.Tensor | None = None) -> torch.Tensor:
     """The fixed decoder: the linear image of ``obj`` with ``psf`` (reflecting boundaries).
 
     Parameters
@@ -141,6 +187,8 @@ def decode(obj: torch.Tensor, psf: torch.Tensor) -> torch.Tensor:
         Object functions.
     psf : (b, 1, py, px) or (py, px) tensor
         Probe intensities centred on ``(py//2, px//2)``, each summing to 1.
+    otf : tensor, optional
+        :func:`decoder_otf` ``(psf, (ny, nx))``, when already computed.
 
     Returns
     -------
@@ -152,9 +200,65 @@ def decode(obj: torch.Tensor, psf: torch.Tensor) -> torch.Tensor:
     top, bottom = py - 1 - py // 2, py // 2
     left, right = px - 1 - px // 2, px // 2
     padded = _pad_symmetric(obj, top, bottom, left, right)
-    fy, fx = _fast(padded.shape[-2] + py - 1), _fast(padded.shape[-1] + px - 1)
-    full = torch.fft.irfft2(torch.fft.rfft2(padded, s=(fy, fx)) * torch.fft.rfft2(psf, s=(fy, fx)), s=(fy, fx))
+    fy, fx = decoder_grid((ny, nx), (py, px))
+    if otf is None:
+        otf = torch.fft.rfft2(psf, s=(fy, fx))
+    full = torch.fft.irfft2(torch.fft.rfft2(padded, s=(fy, fx)) * otf, s=(fy, fx))
     return full[..., py - 1 : py - 1 + ny, px - 1 : px - 1 + nx]
+
+
+def _flipped(psf: torch.Tensor) -> torch.Tensor:
+    """The PSF mirrored through its centre pixel (``py//2, px//2`` stays the centre): the adjoint's kernel."""
+    py, px = psf.shape[-2:]
+    flipped = torch.flip(psf, dims=(-2, -1))
+    return torch.roll(flipped, shifts=(1 - py % 2, 1 - px % 2), dims=(-2, -1))
+
+
+def decode_adjoint(image: torch.Tensor, psf: torch.Tensor) -> torch.Tensor:
+    """The correlation with the PSF (the decoder's adjoint, up to the treatment of the frame's edges)."""
+    return decode(image, _flipped(psf))
+
+
+def em_refine(obj: torch.Tensor, image: torch.Tensor, psf: torch.Tensor, steps: int,
+              floor: float = 1e-6, otfs: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Expectation-maximisation steps of the Poisson likelihood of ``image`` under the decoder, from ``obj``.
+
+    Each step is the Richardson-Lucy update :math:`O \\leftarrow O \\cdot P^T\\!\\circledast
+    \\left[x / (P \\circledast O)\\right]`: multiplicative, so the object stays non-negative and
+    keeps its support (a pixel the encoder left empty stays nearly empty), and every step raises the
+    likelihood of the frame. Started from the encoder's object, a few steps move each column's weight
+    towards the counts that the frame holds for it, so integrals over columns become linear in the atoms,
+    as the decoder is. Differentiable (it is part of the network in training).
+
+    Parameters
+    ----------
+    obj : (b, 1, ny, nx) tensor
+        Non-negative starting object.
+    image : (b, 1, ny, nx) tensor
+        The frame, in the units of ``decode(obj, psf)``.
+    psf : (b, 1, py, px) or (py, px) tensor
+        Probe intensities (centred, each summing to 1).
+    steps : int
+        Number of updates (0 returns ``obj``).
+    floor : float
+        Smallest value of the decoded image in a ratio, relative to the image's mean.
+    otfs : (tensor, tensor), optional
+        :func:`em_otfs` ``(psf, (ny, nx))``, when already computed.
+    """
+    if steps <= 0:
+        return obj
+    small = floor * image.mean(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+    flipped = _flipped(psf)
+    forward, adjoint = (None, None) if otfs is None else otfs
+    for _ in range(steps):
+        ratio = image / decode(obj, psf, forward).clamp_min(small)
+        obj = obj * decode(ratio, flipped, adjoint).clamp_min(0)
+    return obj
+
+
+def em_otfs(psf: torch.Tensor, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The transfer functions :func:`em_refine` needs for objects of ``shape``: of the PSF and of its mirror."""
+    return decoder_otf(psf, shape), decoder_otf(_flipped(psf), shape)
 
 
 def _wiener_grid(shape: tuple[int, int], psf_shape: tuple[int, int]) -> tuple[int, int]:

@@ -24,7 +24,7 @@ from ..core.version import __version__
 from ..physics.detector import estimate_gain_offset, offset_cannot_exceed
 from ..physics.probe import Probe, psf_grid
 from .dataset import SAMPLING_RANGE
-from .model import atom_blur, encoder_input, psf_tensor, wiener_filter
+from .model import atom_blur, em_otfs, em_refine, encoder_input, psf_tensor, wiener_filter
 from .weights import WEIGHTS, load_model, sha256, weights_calibration
 
 __all__ = ["reconstruct", "native_bfloat16", "probe_terms", "remove_offset", "MIN_SIDE", "SUPPORTED_SAMPLING"]
@@ -44,12 +44,13 @@ def _cached_model(path: str | None, mtime: float):
 
 @lru_cache(maxsize=4)
 def probe_terms(probe: Probe, size: int, work: float, shape: tuple[int, int]):
-    """The probe intensity on the working grid [``size`` px of ``work`` Å] and its Wiener filter for a padded
-    frame of ``shape``: the same for every frame of a series, so computed once per probe (a ``Probe`` is
-    hashable). Few are kept: a filter for a 4k² frame holds about 70 MB."""
+    """The probe intensity on the working grid [``size`` px of ``work`` Å], its Wiener filter and the transfer
+    functions of the data-consistency steps for a padded frame of ``shape``: the same for every frame of a
+    series, so computed once per probe (a ``Probe`` is hashable). Few are kept: the terms of a 4k² frame hold
+    about 200 MB."""
     with torch.no_grad():
         psf = psf_tensor(probe.intensity((size, size), work))
-        return psf, wiener_filter(psf, shape)
+        return psf, wiener_filter(psf, shape), em_otfs(psf, shape)
 
 
 def _model(weights):
@@ -182,18 +183,23 @@ def _reconstruct_array(image: np.ndarray, probe: Probe, sampling: float, weights
     if not scale > 0:
         raise ValueError("the image holds no counts after resampling to the working pixel size")
     x = x / scale
-    multiple = 2 ** (net.depth - 1)
+    multiple = net.multiple
     margin = 16
     h, w = x.shape
     ph, pw = _ceil_to(h + 2 * margin, multiple), _ceil_to(w + 2 * margin, multiple)
     top, left = (ph - h) // 2, (pw - w) // 2
     padded = np.pad(x, ((top, ph - h - top), (left, pw - w - left)), mode="symmetric")
-    psf, filt = probe_terms(probe, psf_grid(work), work, (ph, pw))
+    psf, filt, otfs = probe_terms(probe, psf_grid(work), work, (ph, pw))
     with torch.inference_mode():
-        inp = encoder_input(torch.from_numpy(padded.astype(np.float32))[None, None], psf, filt)
+        frame = torch.from_numpy(padded.astype(np.float32))[None, None]
+        inp = encoder_input(frame, psf, filt)
         sigma = float(config.get("atom_width", 0.0)) / work
-        obj = _run_network(net, inp, sigma, tile, overlap, progress, bfloat16)[top:top + h,
-                                                                                               left:left + w]
+        obj = _run_network(net, inp, sigma, tile, overlap, progress, bfloat16)
+        steps = int(config.get("em_steps", 0))
+        if steps:  # data consistency: the object's columns carry the frame's counts
+            obj = em_refine(torch.from_numpy(obj.astype(np.float32))[None, None], frame, psf, steps,
+                            otfs=otfs)[0, 0].numpy().astype(np.float64)
+        obj = obj[top:top + h, left:left + w]
     if zoomed:
         obj = resize(obj, (ny, nx), order=1, mode="reflect", anti_aliasing=sampling > work, preserve_range=True)
         # the frame was interpolated as counts per input pixel, so the object already is per input pixel

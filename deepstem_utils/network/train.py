@@ -38,10 +38,10 @@ from tqdm.auto import tqdm
 
 from ..physics.probe import psf_grid
 from . import dataset
-from .model import UNet, atom_blur, decode, encoder_input
+from .model import UNet, atom_blur, decode, em_otfs, em_refine, encoder_input
 from .weights import save_model
 
-__all__ = ["DEFAULT_CONFIG", "QUICK_CONFIG", "TARGETS", "check_config", "make_batch", "output_names", "train", "main"]
+__all__ = ["DEFAULT_CONFIG", "QUICK_CONFIG", "TARGETS", "RANGED", "check_config", "make_batch", "encode", "save_checkpoint", "output_names", "train", "main"]
 
 #: Training targets: self-supervised with independent noise, its ablation, and the supervised baseline.
 TARGETS = ("split", "same", "supervised")
@@ -56,12 +56,18 @@ DEFAULT_CONFIG = {
     "lr_final": 1e-4,
     "base": 16,
     "depth": 3,
+    "stem": 1,
+    "em_steps": 0,
     "target": "split",
     "split": 0.5,
     "sparsity": 0.1,
     "atom_width": 0.1,
     "s_vacancy": 0.06,
     "s_divacancy": 0.02,
+    "mo_vacancy": 0.01,
+    "adatoms": 0.004,
+    "gamma": 1.7,
+    "object_width": 0.12,
     "checkpoint_every": 200,
     "validation_frames": 8,
     "threads": 2,
@@ -71,8 +77,19 @@ QUICK_CONFIG = {**DEFAULT_CONFIG, "steps": 40, "batch": 4, "crop": 64, "checkpoi
                 "validation_frames": 2}
 
 
+#: Options that may be a number or a range ``[lo, hi]`` drawn uniformly for every training frame.
+RANGED = ("s_vacancy", "s_divacancy", "mo_vacancy", "adatoms", "gamma", "object_width")
+
+
 def check_config(config: dict) -> dict:
-    """The options of a run, the defaults filled in, after checking names and values (``ValueError`` if not)."""
+    """The options of a run, the defaults filled in, after checking names and values (``ValueError`` if not).
+
+    Physics of the simulated frames: ``s_vacancy``, ``s_divacancy``, ``mo_vacancy`` (fractions of sites),
+    ``adatoms`` [1/Å²], ``gamma`` (Z-exponent of the cross-sections) and ``object_width`` (the atoms' width in
+    the object [Å]) may each be a number or a range ``[lo, hi]`` (:data:`RANGED`), drawn for every frame.
+    Network: ``base``, ``depth``, ``stem`` (see :class:`model.UNet`), ``em_steps`` (data-consistency steps
+    after the encoder, :func:`model.em_refine`), ``atom_width`` (the encoder's fixed blur [Å]).
+    """
     unknown = set(config) - set(DEFAULT_CONFIG)
     if unknown:
         raise ValueError(f"unknown training option(s): {', '.join(sorted(unknown))}; "
@@ -83,9 +100,22 @@ def check_config(config: dict) -> dict:
                          f"(ground-truth baseline), got {config['target']!r}")
     if not 0 < config["split"] < 1:
         raise ValueError("split must be between 0 and 1 (the fraction of counts given to the encoder)")
-    if config["crop"] % 2 ** (config["depth"] - 1):
-        raise ValueError(f"crop must be a multiple of {2 ** (config['depth'] - 1)}")
+    multiple = config["stem"] * 2 ** (config["depth"] - 1)
+    if config["crop"] % multiple:
+        raise ValueError(f"crop must be a multiple of {multiple} (stem × 2^(depth-1))")
+    for key in RANGED:
+        value = config[key]
+        low, high = (value, value) if np.ndim(value) == 0 else value
+        if not (np.isfinite(low) and np.isfinite(high) and 0 <= low <= high):
+            raise ValueError(f"{key} must be a number >= 0 or a range [lo, hi] with 0 <= lo <= hi, got {value!r}")
+    if int(config["em_steps"]) < 0:
+        raise ValueError("em_steps must be >= 0")
     return config
+
+
+def _draw(value, rng: np.random.Generator) -> float:
+    """A fixed option as it is; a range ``[lo, hi]`` drawn uniformly."""
+    return float(value) if np.ndim(value) == 0 else float(rng.uniform(*value))
 
 
 def make_batch(config: dict, index) -> dict[str, torch.Tensor]:
@@ -103,8 +133,11 @@ def make_batch(config: dict, index) -> dict[str, torch.Tensor]:
     size = psf_grid(dataset.SAMPLING_RANGE[0])
     xs, ys, psfs, objs, samplings = [], [], [], [], []
     for _ in range(config["batch"]):
-        frame = dataset.simulate_frame((n, n), rng=rng, s_vacancy=config["s_vacancy"],
-                                       s_divacancy=config["s_divacancy"])
+        physics = {key: _draw(config[key], rng) for key in RANGED}
+        frame = dataset.simulate_frame((n, n), rng=rng, s_vacancy=physics["s_vacancy"],
+                                       s_divacancy=physics["s_divacancy"], mo_vacancy=physics["mo_vacancy"],
+                                       adatoms=physics["adatoms"], gamma=physics["gamma"],
+                                       atom_width=physics["object_width"])
         counts = frame.counts.astype(np.int64)
         if config["target"] == "split":  # self-supervised, independent halves
             x1 = rng.binomial(counts, p).astype(np.float64)
@@ -146,11 +179,23 @@ def supervised_loss(obj: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     return torch.mean((obj - truth) ** 2) / torch.mean(truth**2).clamp_min(1e-12)
 
 
-def _loss(config: dict, density: torch.Tensor, batch: dict) -> torch.Tensor:
+def encode(net: UNet, batch: dict, config: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The encoder on a batch: (atom density, object) — U-Net, atom blur, data-consistency steps on the input.
+
+    The PSFs' transfer functions are computed once per batch (``batch["otfs"]``) and shared with the loss."""
+    density = net(batch["inputs"])
     obj = atom_blur(density, batch["sigma"])
+    steps = int(config.get("em_steps", 0))
+    if steps and "otfs" not in batch:
+        batch["otfs"] = em_otfs(batch["psf"], tuple(obj.shape[-2:]))
+    return density, em_refine(obj, batch["inputs"][:, :1], batch["psf"], steps, otfs=batch.get("otfs"))
+
+
+def _loss(config: dict, obj: torch.Tensor, batch: dict) -> torch.Tensor:
     if config["target"] == "supervised":
         return supervised_loss(obj, batch["target"])
-    return poisson_loss(decode(obj, batch["psf"]), batch["target"])
+    forward = batch["otfs"][0] if "otfs" in batch else None
+    return poisson_loss(decode(obj, batch["psf"], forward), batch["target"])
 
 
 def output_names(config: dict) -> dict[str, str]:
@@ -166,17 +211,17 @@ def _lr(config: dict, step: int) -> float:
     return config["lr_final"] + 0.5 * (config["lr"] - config["lr_final"]) * (1 + math.cos(math.pi * t))
 
 
-def _save_checkpoint(path: Path, net, opt, step: int, log: list, config: dict):
+def save_checkpoint(path: Path, payload: dict):
+    """Write a checkpoint atomically: a kill never leaves a half-written one."""
     tmp = path.with_suffix(".tmp")
-    torch.save({"step": step, "net": net.state_dict(), "opt": opt.state_dict(), "log": log, "config": config}, tmp)
-    os.replace(tmp, path)  # atomic: a kill never leaves a half-written checkpoint
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
 
 
 def _validate(net, batch, config: dict) -> dict:
     with torch.no_grad():
-        density = net(batch["inputs"])
-        obj = atom_blur(density, batch["sigma"])
-        loss = float(_loss(config, density, batch))
+        _, obj = encode(net, batch, config)
+        loss = float(_loss(config, obj, batch))
         truth = batch["obj"]
         mse = float(torch.mean((obj - truth) ** 2))
         peak = float(truth.amax())
@@ -226,7 +271,7 @@ def train(config: dict | None = None, out: str | os.PathLike = "training", resum
     torch.set_num_threads(int(config["threads"]))
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(config["seed"])
-    net = UNet(base=config["base"], depth=config["depth"])
+    net = UNet(base=config["base"], depth=config["depth"], stem=config["stem"])
     opt = torch.optim.Adam(net.parameters(), lr=config["lr"])
     start, log = 0, []
     if resume and ckpt_path.exists():
@@ -247,8 +292,8 @@ def train(config: dict | None = None, out: str | os.PathLike = "training", resum
         for group in opt.param_groups:
             group["lr"] = _lr(config, step)
         batch = make_batch(config, step)
-        density = net(batch["inputs"])
-        loss = _loss(config, density, batch)
+        density, obj = encode(net, batch, config)
+        loss = _loss(config, obj, batch)
         if config["sparsity"] and config["target"] != "supervised":
             loss = loss + config["sparsity"] * sparsity_penalty(density)
         opt.zero_grad()
@@ -265,7 +310,8 @@ def train(config: dict | None = None, out: str | os.PathLike = "training", resum
             net.train()
             log.append(record)
             running, count = 0.0, 0
-            _save_checkpoint(ckpt_path, net, opt, done, log, config)
+            save_checkpoint(ckpt_path, {"step": done, "net": net.state_dict(), "opt": opt.state_dict(), "log": log,
+                                        "config": config})
             (out / names["log"]).write_text(json.dumps(log, indent=1) + "\n")
     bar.close()
     net.eval()

@@ -77,7 +77,7 @@ def load_model(path: str | os.PathLike | None = None) -> tuple[UNet, dict]:
         raise ValueError(f"{path} is not a DeepSTEM weights file (format tag {WEIGHTS_FORMAT!r} missing); "
                          "pass a file written by `deepstem train`, or weights=None for the shipped ones")
     config = data.get("config", {})
-    net = UNet(base=int(config.get("base", 16)), depth=int(config.get("depth", 3)))
+    net = UNet(base=int(config.get("base", 16)), depth=int(config.get("depth", 3)), stem=int(config.get("stem", 1)))
     try:
         net.load_state_dict(data["state_dict"])
     except (RuntimeError, KeyError) as exc:

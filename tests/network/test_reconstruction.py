@@ -164,10 +164,12 @@ def test_cached_probe_terms_give_the_same_encoder_input(frame):
     size = psf_grid(frame.sampling)
     psf = model.psf_tensor(frame.probe.intensity((size, size), frame.sampling))
     image = torch.rand(1, 1, 96, 112)
-    cached_psf, filt = probe_terms(frame.probe, size, frame.sampling, (96, 112))
+    cached_psf, filt, otfs = probe_terms(frame.probe, size, frame.sampling, (96, 112))
     same = ds.Probe.from_dict(frame.probe.to_dict())  # an equal probe, another object
     assert probe_terms(same, size, frame.sampling, (96, 112))[1] is filt
     torch.testing.assert_close(model.encoder_input(image, cached_psf, filt), model.encoder_input(image, psf))
+    obj = torch.rand(1, 1, 96, 112)
+    torch.testing.assert_close(model.em_refine(obj, image, cached_psf, 2, otfs=otfs), model.em_refine(obj, image, psf, 2))
     other = ds.Probe(frame.probe.energy, 20.0)
-    other_psf, _ = probe_terms(other, size, frame.sampling, (96, 112))
+    other_psf = probe_terms(other, size, frame.sampling, (96, 112))[0]
     assert not torch.allclose(other_psf, cached_psf)
