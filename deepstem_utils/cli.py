@@ -1,10 +1,19 @@
-"""The ``deepstem`` command (also ``python -m deepstem_utils``): a thin layer over the package."""
+"""The ``deepstem`` command (also ``python -m deepstem_utils``): a thin layer over the package.
+
+Conventions of every subcommand: exit status 0 on success, 2 for a usage error or bad input (one line on stderr
+naming the problem), 1 for a failure at run time. Every input is read and checked before any output is written;
+a batch writes its outputs only when every item succeeded (so a failed run leaves no half batch and no new empty
+``--out``), and an existing output is replaced only with ``--overwrite``. ``--quiet``: no progress bar and no
+report on stdout.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -13,27 +22,59 @@ from tqdm.auto import tqdm
 
 from . import io
 from .atoms.find import find_atoms
-from .core.signals import sampling_of
+from .atoms.table import save_atoms, sidecar_path
+from .core.signals import counts_array, real_array, sampling_of
 from .core.version import __version__
 from .insitu.pipeline import process_series
-from .network.reconstruction import reconstruct
+from .insitu.runrecord import fingerprint
+from .network.reconstruction import MIN_SIDE, reconstruct
 from .network.train import main as train_main
 from .network.weights import load_model
-from .physics.probe import Probe
+from .physics.probe import Probe, psf_grid
 from .zemlin.solve import measure_aberrations
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "read_tilts", "BAD_INPUT"]
+
+#: Errors that mean bad input or usage (exit status 2); any other error is a failure at run time (1).
+BAD_INPUT = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError, ValueError,
+             TypeError)
+
+
+class _UsageError(Exception):
+    """A command line argparse cannot parse (reported by :func:`main` as one line, exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line on stderr and exit status 2 (returned by :func:`main`)."""
+
+    def error(self, message):
+        raise _UsageError(f"{self.prog}: error: {message}")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="deepstem",
         description="DeepSTEM: HAADF-STEM object-function reconstruction (independent reimplementation of "
-        "Lee et al., ACS Omega 2021). Lengths in Å, angles in mrad, energy in eV, dose in e-/Å².",
+        "Lee et al., ACS Omega 2021). Lengths in Å, angles in mrad, energy in eV, dose in e-/Å². "
+        "Exit status: 0 success, 2 bad input or usage, 1 failure at run time.",
     )
     parser.add_argument("--version", action="version", version=f"deepstem {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    p = sub.add_parser("reconstruct", help="reconstruct the object function of HAADF frames")
+    quiet = {"action": "store_true", "help": "no progress bar and no report on stdout (errors still on stderr)"}
+    p = sub.add_parser("reconstruct", help="reconstruct the object function of HAADF frames",
+                       description="Reconstruct every frame; writes DIR/<stem>_object.hspy (axes in Å, "
+                       "metadata.DeepSTEM with the probe, weights and package version). Every input is checked "
+                       "before any is reconstructed, and the outputs are written only when all succeeded.")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="input frames (.dm3 .dm4 .emd .hspy .tif .npy), or "
                    "directories of them")
     p.add_argument("--probe", required=True, help="probe JSON (energy [eV], semiangle [mrad], aberrations, source_size [Å])")
@@ -41,18 +82,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", help="model weights file; default: the weights shipped with the package")
     p.add_argument("--out", required=True, help="output directory (DIR/<stem>_object.hspy)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", **quiet)
     p = sub.add_parser("atoms", help="find atomic columns and their species in object functions",
                        description="Locate columns in object functions (from `deepstem reconstruct`) and label them. "
-                       "Writes DIR/<stem>_atoms.csv with x, y [Å], species, confidence (0-1), intensity.")
+                       "Writes DIR/<stem>_atoms.csv with x, y [Å, in the object's own coordinates], species, "
+                       "confidence (0-1), intensity, and DIR/<stem>_atoms.json with the units, pixel size, origin "
+                       "and source. With --frame and --probe (recommended) the object locates the columns and "
+                       "their intensities are fitted to the frame's counts.")
     p.add_argument("objects", nargs="+", metavar="OBJECT", help="object functions (.hspy from reconstruct, or any "
-                   "image format; .npy needs --sampling)")
+                   "image format; .npy needs --sampling), or directories of them")
     p.add_argument("--material", default="MoS2", choices=["MoS2", "none"],
                    help="lattice model: MoS2 (Mo, S2, S1, vacancy, Mo_adatom) or none (every bright column)")
     p.add_argument("--sampling", type=float, help="pixel size [Å]; needed for .npy and uncalibrated files")
-    p.add_argument("--out", required=True, help="output directory (DIR/<stem>_atoms.csv)")
+    p.add_argument("--frame", nargs="+", metavar="FRAME", help="the frame (detector counts) each object was "
+                   "reconstructed from, one per OBJECT in the same order (or a directory); needs --probe")
+    p.add_argument("--probe", help="probe JSON of the frames (with --frame)")
+    p.add_argument("--out", required=True, help="output directory (DIR/<stem>_atoms.csv and .json)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", **quiet)
     p = sub.add_parser(
         "zemlin",
         help="measure aberrations from a Zemlin tableau and write the probe",
@@ -73,13 +120,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--defocus-sign", default="-1", choices=["-1", "1", "amplitude"],
                    help="sign of C10 while recording (-1: underfocus, the usual practice) or 'amplitude'")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--quiet", **quiet)
     sub.add_parser("train", help="train the encoder (self-supervised, simulated frames); "
                    "see `deepstem train --help`", add_help=False)
     p = sub.add_parser("series", help="process an in situ time series (drift registration, reconstruct, atoms) "
                        "on dask.distributed", description="Register drift between consecutive frames, reconstruct "
-                       "every frame and find its atoms, as dask.distributed tasks. Writes DIR/frame_NNNNN_object.npy, "
-                       "DIR/frame_NNNNN_atoms.csv, DIR/drift.csv and DIR/summary.csv. An interrupted run resumes: "
-                       "finished frames are not redone.")
+                       "every frame and find its atoms (intensities fitted to the counts by default), as "
+                       "dask.distributed tasks. Writes per frame DIR/<stem>_object.hspy (axes in Å, provenance in "
+                       "metadata.DeepSTEM) and DIR/<stem>_atoms.csv with its DIR/<stem>_atoms.json (units, pixel "
+                       "size, source), then DIR/drift.csv, DIR/summary.csv and DIR/run.json (the run record). Every "
+                       "frame is read and checked first. An interrupted run resumes: finished frames are not redone "
+                       "when their inputs and settings are those of the run record; results made from other inputs "
+                       "are refused (or recomputed with --overwrite).")
     p.add_argument("frames", nargs="+", metavar="FRAMES", help="frame files in time order (each may be a stack), or "
                    "a directory of them (sorted by name)")
     p.add_argument("--probe", required=True, help="probe JSON (energy [eV], semiangle [mrad], aberrations, source_size [Å])")
@@ -90,10 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how column intensities (and so S-site species) are measured: 'counts' fits the linear "
                         "image model to each frame at the columns its object locates (default); 'object' "
                         "integrates the reconstructed object")
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--out", required=True, help="output directory (not the folder the frames are read from)")
+    p.add_argument("--overwrite", action="store_true", help="recompute results in --out that were made from other "
+                   "frames or settings (unchanged frames are kept)")
     p.add_argument("--scheduler", help="address of an existing dask.distributed scheduler (default: a LocalCluster)")
-    p.add_argument("--workers", type=int, default=2, help="workers of the LocalCluster (default 2)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--workers", type=_positive_int, default=2, help="workers of the LocalCluster (default 2)")
+    p.add_argument("--quiet", **quiet)
     return parser
 
 
@@ -102,17 +156,32 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["train"]:
         return train_main(argv[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as err:
+        print(err, file=sys.stderr)
+        return 2
     if args.command is None:
         parser.print_help()
         return 2
     try:
-        return _COMMANDS[args.command](args)
-    except (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, ValueError, TypeError,
-            OSError) as err:
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        print(f"deepstem {args.command}: error: {message}", file=sys.stderr)
+        with open(os.devnull, "w") as devnull, \
+                contextlib.redirect_stdout(devnull) if args.quiet else contextlib.nullcontext():
+            return _COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print(f"deepstem {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BAD_INPUT as err:
+        print(f"deepstem {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except Exception as err:  # a failure at run time: one line, not a traceback
+        print(f"deepstem {args.command}: failed: {type(err).__name__}: {_one_line(err)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _check_output(path: Path, overwrite: bool) -> Path:
@@ -184,7 +253,8 @@ def _expand_inputs(paths) -> list[Path]:
             files.append(path)
             continue
         found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in io.SUPPORTED)
-        skipped = sorted(p.name for p in path.iterdir() if p.is_file() and p.suffix.lower() not in io.SUPPORTED)
+        skipped = sorted(p.name for p in path.iterdir() if p.is_file() and p.suffix.lower() not in io.SUPPORTED
+                         and not p.name.endswith("_atoms.json"))
         if not found:
             raise FileNotFoundError(f"directory {path} holds no image file ({' '.join(io.SUPPORTED)})")
         if skipped:
@@ -194,69 +264,184 @@ def _expand_inputs(paths) -> list[Path]:
     return files
 
 
-def _check_out_dir(path: Path) -> Path:
+def _not_reading_outputs(given, files: list[Path], out_dir: Path, suffix: str):
+    """Refuse an ``--out`` that the inputs are read from, where a rerun would take its own outputs as inputs."""
+    out = out_dir.resolve()
+    for name in given:
+        if Path(name).is_dir() and Path(name).resolve() == out:
+            raise ValueError(f"--out {out_dir} is the folder the inputs are read from: a rerun would read its own "
+                             "outputs as inputs; choose another --out")
+    for path in files:
+        if path.name.endswith(suffix) and path.parent.resolve() == out:
+            raise ValueError(f"{path} is an output of this command in --out {out_dir}; choose another --out or "
+                             "leave it out of the inputs")
+
+
+def _out_dir(path: Path) -> Path:
+    """``--out`` checked (not a file, its parent writable); it is created only when there is something to write."""
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"--out {path} is a file, not a directory")
-    path.mkdir(parents=True, exist_ok=True)
-    if not os.access(path, os.W_OK):
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not os.access(existing, os.W_OK):
         raise PermissionError(f"output directory {path} is not writable")
     return path
+
+
+def _stems(files: list[Path], strip: str = "") -> list[str]:
+    """The inputs' file stems (without the ending ``strip``), which must be distinct: they name the outputs."""
+    stems = [path.stem.removesuffix(strip) if strip else path.stem for path in files]
+    if len(set(stems)) != len(stems):
+        raise ValueError("two inputs share a file stem, so their outputs would collide; rename one")
+    return stems
+
+
+class _Batch:
+    """The outputs of a batch: staged in a hidden folder inside ``--out`` and moved into place only when every
+    item succeeded. On failure the staged files are removed, and so is ``--out`` if this run created it empty."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = out_dir
+        self.created = not out_dir.exists()
+        self.stage = out_dir / f".deepstem-partial-{os.getpid()}"
+
+    def __enter__(self):
+        self.stage.mkdir(parents=True, exist_ok=False)
+        return self
+
+    def path(self, name: str) -> Path:
+        return self.stage / name
+
+    def __exit__(self, kind, value, traceback):
+        if kind is None:
+            for staged in sorted(self.stage.iterdir()):
+                os.replace(staged, self.out_dir / staged.name)
+        shutil.rmtree(self.stage, ignore_errors=True)
+        if kind is not None and self.created and self.out_dir.is_dir() and not any(self.out_dir.iterdir()):
+            self.out_dir.rmdir()
+        return False
+
+
+def _single(signal, path: Path):
+    if signal.axes_manager.navigation_dimension:
+        raise ValueError(f"{path.name} is a stack of {signal.axes_manager.navigation_size} frames; give one image per "
+                         "file (for a time series use `deepstem series`)")
+    return signal
 
 
 def _reconstruct(args) -> int:
     probe = Probe.from_json(args.probe)
     if args.weights is not None:
         load_model(args.weights)  # a bad weights file fails before any work
-    out_dir = _check_out_dir(Path(args.out))
-    targets = [(image, out_dir / f"{image.stem}_object.hspy") for image in _expand_inputs(args.images)]
-    for _, target in targets:  # refuse before doing anything
-        _check_output(target, args.overwrite)
-    if len({t for _, t in targets}) != len(targets):
-        raise ValueError("two inputs share a file stem, so their outputs would collide; rename one")
-    for image, target in tqdm(targets, desc="reconstruct", unit="frame", disable=args.quiet or len(targets) < 2):
-        signal = io.load(image, sampling=args.sampling)
-        if signal.axes_manager.navigation_dimension:
-            raise ValueError(f"{image.name} is a stack of {signal.axes_manager.navigation_size} frames; "
-                             "use `deepstem series` or split it")
-        obj = reconstruct(signal, probe, weights=args.weights)
-        obj.save(target, overwrite=True)
-        print(f"wrote {target}")
+    out_dir = _out_dir(Path(args.out))
+    images = _expand_inputs(args.images)
+    _not_reading_outputs(args.images, images, out_dir, "_object.hspy")
+    names = [f"{stem}_object.hspy" for stem in _stems(images)]
+    for name in names if out_dir.exists() else ():  # refuse before doing anything
+        _check_output(out_dir / name, args.overwrite)
+    for image in tqdm(images, desc="checking", unit="file", disable=args.quiet or len(images) < 2, leave=False):
+        signal = _single(io.load(image, sampling=args.sampling), image)
+        counts_array(signal.data, image.name, min_side=MIN_SIDE)
+    with _Batch(out_dir) as batch:
+        for image, name in tqdm(list(zip(images, names)), desc="reconstruct", unit="frame",
+                                disable=args.quiet or len(images) < 2):
+            obj = reconstruct(io.load(image, sampling=args.sampling), probe, weights=args.weights)
+            if not np.all(np.isfinite(obj.data)):
+                raise RuntimeError(f"{image.name}: reconstruct returned non-finite values; nothing was written")
+            obj.save(batch.path(name), overwrite=True)
+    for name in names:
+        print(f"wrote {out_dir / name}")
     return 0
+
+
+def _check_object(signal, path: Path) -> np.ndarray:
+    data = real_array(signal.data, path.name)
+    with np.errstate(over="ignore"):
+        if not np.isfinite(np.sum(np.abs(data))):
+            raise ValueError(f"{path.name} has values too large to compute with (max {np.abs(data).max():.3g}; "
+                             "their sum overflows float64): rescale it")
+    return data
 
 
 def _atoms(args) -> int:
-    out_dir = _check_out_dir(Path(args.out))
-    targets = []
-    for obj in _expand_inputs(args.objects):
-        stem = obj.stem
-        stem = stem[: -len("_object")] if stem.endswith("_object") else stem
-        targets.append((Path(obj), out_dir / f"{stem}_atoms.csv"))
-    for _, target in targets:
-        _check_output(target, args.overwrite)
-    if len({t for _, t in targets}) != len(targets):
-        raise ValueError("two inputs share a file stem, so their outputs would collide; rename one")
+    if (args.frame is None) != (args.probe is None):
+        raise ValueError("--frame and --probe go together: the frames' counts are fitted with the probe's "
+                         "intensity (give both, or neither to integrate the object)")
+    probe = Probe.from_json(args.probe) if args.probe is not None else None
+    out_dir = _out_dir(Path(args.out))
+    objects = _expand_inputs(args.objects)
+    frames = _expand_inputs(args.frame) if args.frame is not None else None
+    if frames is not None and len(frames) != len(objects):
+        raise ValueError(f"--frame gives {len(frames)} frame(s) for {len(objects)} object(s): give one frame per "
+                         "object, in the same order")
+    names = [f"{stem}_atoms.csv" for stem in _stems(objects, "_object")]
+    for name in names if out_dir.exists() else ():
+        _check_output(out_dir / name, args.overwrite)
+        _check_output(sidecar_path(out_dir / name), args.overwrite)
+    for i, obj in enumerate(tqdm(objects, desc="checking", unit="file", disable=args.quiet or len(objects) < 2,
+                                 leave=False)):
+        signal = _single(io.load(obj, sampling=args.sampling), obj)
+        data = _check_object(signal, obj)
+        if frames is not None:
+            _frame_for(signal, data.shape, frames[i], args.sampling)
     material = None if args.material == "none" else args.material
-    for obj, target in tqdm(targets, desc="atoms", unit="frame", disable=args.quiet or len(targets) < 2):
-        signal = io.load(obj, sampling=args.sampling)
-        if signal.axes_manager.navigation_dimension:
-            raise ValueError(f"{obj.name} is a stack; give one object function per file")
-        table = find_atoms(signal, material=material)
-        table.to_csv(target, index=False, float_format="%.4f")
-        counts = ", ".join(f"{n} {sp}" for sp, n in table["species"].value_counts().items())
-        print(f"wrote {target} ({counts or 'no columns'})")
+    with _Batch(out_dir) as batch:
+        for i, (obj, name) in enumerate(tqdm(list(zip(objects, names)), desc="atoms", unit="frame",
+                                             disable=args.quiet or len(objects) < 2)):
+            signal = io.load(obj, sampling=args.sampling)
+            fit = {}
+            if frames is not None:
+                sampling = sampling_of(signal)
+                size = psf_grid(sampling)
+                fit = {"counts": _frame_for(signal, signal.data.shape, frames[i], args.sampling),
+                       "psf": probe.intensity((size, size), sampling)}
+            table = find_atoms(signal, material=material, **fit)
+            extra = {"frame": frames[i].name, "probe": probe.to_dict()} if frames is not None else {}
+            save_atoms(table, batch.path(name), extra={"object": obj.name, **extra})
+            counts = ", ".join(f"{n} {sp}" for sp, n in table["species"].value_counts().items())
+            print(f"{out_dir / name}: {counts or 'no columns'}")
     return 0
+
+
+def _frame_for(signal, shape, path: Path, sampling: float | None) -> np.ndarray:
+    """The counts of the frame an object was made from, checked against the object (shape, pixel size)."""
+    frame = _single(io.load(path, sampling=sampling), path)
+    counts = counts_array(frame.data, path.name, constant_ok=True)
+    if counts.shape != tuple(shape):
+        raise ValueError(f"{path.name} is {counts.shape[0]}x{counts.shape[1]} px, its object {shape[0]}x{shape[1]} "
+                         "px: --frame must be the frame each object was reconstructed from")
+    a, b = sampling_of(frame), sampling_of(signal)
+    if abs(a - b) > 1e-3 * b:
+        raise ValueError(f"{path.name} has pixel size {a:.4g} Å, its object {b:.4g} Å: --frame must be the frame each "
+                         "object was reconstructed from")
+    return counts
 
 
 def _series(args) -> int:
     probe = Probe.from_json(args.probe)
     if args.weights is not None:
         load_model(args.weights)
-    out = _check_out_dir(Path(args.out))
-    frames = io.FileFrames(_expand_inputs(args.frames), sampling=args.sampling)
-    summary = process_series(frames, probe, frames.sampling, out, weights=args.weights,
-                             material=None if args.material == "none" else args.material, scheduler=args.scheduler,
-                             n_workers=args.workers, progress=not args.quiet, intensities=args.intensities)
-    print(f"{len(summary)} frames processed; results in {out} (summary.csv, drift.csv, frame_*_atoms.csv)")
+    out_dir = _out_dir(Path(args.out))
+    files = _expand_inputs(args.frames)
+    _not_reading_outputs(args.frames, files, out_dir, "_object.hspy")
+    frames = io.FileFrames(files, sampling=args.sampling)  # calibration and shapes, from the headers
+    names = frames.names()
+    fingerprints = [fingerprint(counts_array(frames[i], frames.source(i), min_side=MIN_SIDE))
+                    for i in tqdm(range(len(frames)), desc="checking", unit="frame", disable=args.quiet, leave=False)]
+    created = not out_dir.exists()
+    try:
+        summary = process_series(frames, probe, frames.sampling, out_dir, weights=args.weights,
+                                 material=None if args.material == "none" else args.material,
+                                 scheduler=args.scheduler, n_workers=args.workers, progress=not args.quiet,
+                                 intensities=args.intensities, names=names, fingerprints=fingerprints,
+                                 overwrite=args.overwrite)
+    except BaseException:
+        if created and out_dir.is_dir() and not any(out_dir.glob("*_atoms.csv")):
+            shutil.rmtree(out_dir)  # made by this run and holding no result: leave nothing behind
+        raise
+    print(f"{len(summary)} frames processed; results in {out_dir} (<stem>_object.hspy, <stem>_atoms.csv, drift.csv, "
+          "summary.csv)")
     return 0
 
 

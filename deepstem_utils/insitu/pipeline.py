@@ -9,9 +9,12 @@ or an existing scheduler given by its address, unchanged.
 
 The run streams: at most ``max_in_flight`` frames are in memory or on the
 cluster at a time, so memory does not grow with the length of the series.
-Each frame's results are written as soon as they arrive (atomically), and a
-frame whose outputs already exist is not redone, so an interrupted run resumes
-where it stopped and loses nothing.
+Each frame's results are written as soon as they arrive (atomically): its object
+as a calibrated ``.hspy`` (axes in Å, ``metadata.DeepSTEM`` with the provenance)
+and its sites as CSV with a JSON sidecar of units (:mod:`..atoms.table`). A frame
+whose results already exist is not redone, so an interrupted run resumes where it
+stopped and loses nothing; the run record (:mod:`.runrecord`) makes sure those
+results were made from the same inputs and settings.
 """
 
 from __future__ import annotations
@@ -29,19 +32,49 @@ from tqdm.auto import tqdm
 
 from ..atoms.find import find_atoms
 from ..atoms.mixture import mo_level
-from ..network.reconstruction import reconstruct
+from ..atoms.table import read_atoms, save_atoms
+from ..core.signals import counts_array
+from ..network.reconstruction import MIN_SIDE, reconstruct
 from ..network.weights import weights_calibration
 from ..physics.probe import Probe, psf_grid
 from .drift import drift_table, register_drift
+from .runrecord import (
+    RUN_RECORD,
+    RunRecord,
+    fingerprint,
+    frame_files,
+    frame_names,
+    read_record,
+    reconcile,
+    run_settings,
+)
 
-__all__ = ["process_series", "SeriesTask", "frame_outputs", "load_atoms", "physical_sites", "with_drift"]
+__all__ = ["process_series", "SeriesTask", "frame_outputs", "load_atoms", "load_object", "physical_sites",
+           "with_drift"]
 
 
-def frame_outputs(out: str | os.PathLike, index: int) -> dict[str, Path]:
-    """Output files of frame ``index`` (``step``: its registration on the previous frame, written by its task)."""
-    out = Path(out)
-    return {"object": out / f"frame_{index:05d}_object.npy", "atoms": out / f"frame_{index:05d}_atoms.csv",
-            "step": out / f"frame_{index:05d}_step.json"}
+def frame_outputs(out: str | os.PathLike, index: int, name: str | None = None) -> dict[str, Path]:
+    """Output files of frame ``index``: ``object`` (``.hspy``), ``atoms`` (``.csv``), ``sidecar`` (the atoms'
+    ``.json``) and ``step`` (its registration on the previous frame, written by its task).
+
+    ``name`` defaults to the frame's name in the run record of ``out`` (``deepstem series`` names frames after
+    their files), else ``frame_NNNNN``.
+    """
+    if name is None:
+        record = read_record(out)
+        names = record.names if record is not None else []
+        name = names[index] if index < len(names) else f"frame_{index:05d}"
+    return frame_files(out, name)
+
+
+def load_object(out: str | os.PathLike, index: int):
+    """The object function of frame ``index`` of a run, as the calibrated Signal2D it was written as."""
+    import hyperspy.api as hs  # noqa: PLC0415  (heavy)
+
+    path = frame_outputs(out, index)["object"]
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: frame {index} has not been processed")
+    return hs.load(path)
 
 
 @dataclass(frozen=True)
@@ -71,40 +104,69 @@ class SeriesTask:
     material: str | None = "MoS2"
     intensities: str = "counts"
 
-    def atoms(self, obj: np.ndarray, frame: np.ndarray) -> pd.DataFrame:
-        """The sites of one frame from its object (and, with ``intensities="counts"``, its counts)."""
+    def atoms(self, obj, frame: np.ndarray) -> pd.DataFrame:
+        """The sites of one frame from its object (ndarray or calibrated Signal2D) and, with
+        ``intensities="counts"``, its counts."""
+        sampling = None if hasattr(obj, "axes_manager") else self.sampling
         if self.intensities == "counts":  # the object locates the columns, the frame's counts quantify them
             size = psf_grid(self.sampling)
-            return find_atoms(obj, self.sampling, self.material, counts=frame, quiet=True,
+            return find_atoms(obj, sampling, self.material, counts=frame, quiet=True,
                               psf=self.probe.intensity((size, size), self.sampling))
         level = weights_calibration(self.weights).get("one_atom_fraction")  # the network's one-S level
-        return find_atoms(obj, self.sampling, self.material, one_atom_fraction=level, quiet=True)
+        return find_atoms(obj, sampling, self.material, one_atom_fraction=level, quiet=True)
 
 
-def _process_one(task: SeriesTask, index: int, frame: np.ndarray, previous: np.ndarray | None,
-                 register: bool) -> dict:
+def _calibrated(frame: np.ndarray, sampling: float, name: str, source: str):
+    """The frame as a Signal2D with both axes in Å (so reconstruct's object carries the calibration)."""
+    import hyperspy.api as hs  # noqa: PLC0415  (heavy; imported once per worker)
+
+    signal = hs.signals.Signal2D(frame)
+    for axis, label in zip(signal.axes_manager.signal_axes, ("x", "y")):
+        axis.name, axis.scale, axis.units, axis.offset = label, float(sampling), "Å", 0.0
+    signal.metadata.General.title = name
+    signal.metadata.General.original_filename = source
+    return signal
+
+
+def _process_one(task: SeriesTask, index: int, name: str, source: str, frame: np.ndarray,
+                 previous: np.ndarray | None, register: bool) -> dict:
     """One frame: register it on the previous frame (if asked), reconstruct, find atoms, write the outputs
-    atomically. Runs on a worker, so registration scales with the workers instead of the client."""
+    atomically. Runs on a worker, so registration scales with the workers instead of the client. An error
+    names the frame's source."""
+    try:
+        return _process(task, index, name, source, frame, previous, register)
+    except (ValueError, TypeError) as err:
+        raise type(err)(f"{source}: {err}") from None
+    except Exception as err:
+        raise RuntimeError(f"{source}: {type(err).__name__}: {err}") from err
+
+
+def _process(task: SeriesTask, index: int, name: str, source: str, frame: np.ndarray, previous: np.ndarray | None,
+             register: bool) -> dict:
     torch.set_num_threads(1)  # one core per worker: scale with workers, not threads
-    paths = frame_outputs(task.out, index)
+    paths = frame_files(task.out, name)
     step = None
     if register:
         step = [0.0, 0.0, math.inf] if previous is None else \
             [float(v) for v in register_drift(previous, frame, return_quality=True)]
         _write_atomically(paths["step"], json.dumps({"frame": index, "step_dy": step[0], "step_dx": step[1],
                                                      "quality": step[2]}))
-    obj = reconstruct(frame, task.probe, sampling=task.sampling, weights=task.weights)
+    obj = reconstruct(_calibrated(frame, task.sampling, name, source), task.probe, weights=task.weights)
+    if not np.all(np.isfinite(obj.data)):
+        raise RuntimeError("reconstruct returned non-finite values for this frame; nothing was written for it")
+    obj.metadata.set_item("DeepSTEM.series", {"frame": index, "source": source, "run": os.fspath(task.out)})
     atoms = task.atoms(obj, frame)
     atoms.insert(0, "frame", index)
-    tmp = paths["object"].with_suffix(".tmp.npy")
-    np.save(tmp, obj.astype(np.float32))
+    obj.change_dtype("float32")
+    tmp = paths["object"].with_name(f".{paths['object'].stem}.tmp.hspy")
+    obj.save(tmp, overwrite=True)
     os.replace(tmp, paths["object"])
-    _write_atomically(paths["atoms"], atoms.to_csv(index=False, float_format="%.4f"))  # last: marks it done
+    save_atoms(atoms, paths["atoms"], extra={"frame": index, "object": paths["object"].name})  # last: marks it done
     return {**_counts(index, atoms), "step": step}
 
 
 def _write_atomically(path: Path, text: str):
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
 
@@ -113,10 +175,11 @@ def _counts(index: int, atoms: pd.DataFrame) -> dict:
     return {"frame": index, "sites": len(atoms), **atoms["species"].value_counts().to_dict()}
 
 
-def _resume(out: Path, n: int) -> tuple[np.ndarray, set, set]:
+def _resume(out: Path, names: list[str]) -> tuple[np.ndarray, set, set]:
     """What an earlier run left: the drift steps known ``(n, 3)`` (NaN where not), the frames still to do, and
     the frames whose registration is unknown. Registrations of a finished run are in ``drift.csv``; those of an
     interrupted one in the tasks' step files."""
+    n = len(names)
     drift_path = out / "drift.csv"
     old = pd.read_csv(drift_path) if drift_path.exists() else pd.DataFrame()
     known = min(len(old), n) if "quality" in old else 0
@@ -124,11 +187,11 @@ def _resume(out: Path, n: int) -> tuple[np.ndarray, set, set]:
     if known:
         steps[:known] = old[["step_dy", "step_dx", "quality"]].to_numpy(float)[:known]
     for i in range(known, n):
-        path = frame_outputs(out, i)["step"]
+        path = frame_files(out, names[i])["step"]
         if path.exists():
             record = json.loads(path.read_text())
             steps[i] = (record["step_dy"], record["step_dx"], record["quality"])
-    todo = {i for i in range(n) if not frame_outputs(out, i)["atoms"].exists()}
+    todo = {i for i in range(n) if not frame_files(out, names[i])["atoms"].exists()}
     unknown = {i for i in range(n) if np.isnan(steps[i, 0])}
     return steps, todo, unknown
 
@@ -153,27 +216,32 @@ def _client(scheduler: str | None, n_workers: int):
 def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, weights=None,
                    material: str | None = "MoS2", scheduler: str | None = None, n_workers: int = 2,
                    max_in_flight: int = 4, progress: bool = True, max_jump: float = 1.0,
-                   intensities: str = "counts") -> pd.DataFrame:
+                   intensities: str = "counts", names=None, fingerprints=None,
+                   overwrite: bool = False) -> pd.DataFrame:
     """Run the DeepSTEM pipeline on every frame of a series.
 
-    Each frame is read once, by the client, and sent to a task with the frame
-    before it: the task registers the pair, reconstructs and finds the atoms, so
-    every step of the work scales with the workers (the client only reads). The
+    Each frame is read once, by the client, checked, and sent to a task with the
+    frame before it: the task registers the pair, reconstructs and finds the atoms,
+    so every step of the work scales with the workers (the client only reads). The
     steps are summed into the drift at the end.
 
     Parameters
     ----------
     frames : sequence of (ny, nx) arrays, or a (n, ny, nx) array (lazy arrays are read one frame at a time)
-        The series, in time order.
+        The series, in time order (e.g. :class:`deepstem_utils.io.FileFrames`).
     probe : Probe
         The probe.
     sampling : float
         Pixel size [Å].
     out : str or Path
-        Output directory: ``frame_NNNNN_object.npy``, ``frame_NNNNN_atoms.csv`` (positions in
-        each frame's own coordinates), ``drift.csv`` (cumulative shift of each frame [px] and [Å],
-        the measured frame-to-frame steps and their quality) and ``summary.csv``.
-        :func:`load_atoms` joins the two into drift-corrected positions.
+        Output directory, per frame ``<name>_object.hspy`` (the object function,
+        axes in Å, ``metadata.DeepSTEM`` with the probe, weights, package version
+        and the frame's source), ``<name>_atoms.csv`` (positions [Å] in each frame's
+        own coordinates) with its sidecar ``<name>_atoms.json`` (units, sampling,
+        source); then ``drift.csv`` (cumulative shift of each frame [px] and [Å],
+        the measured frame-to-frame steps and their quality), ``summary.csv`` and
+        ``run.json`` (the run record). :func:`load_atoms` joins the sites and the
+        drift into drift-corrected positions.
     weights : str or Path, optional
         Network weights (default: shipped).
     material : {"MoS2", None}
@@ -181,9 +249,9 @@ def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, we
     scheduler : str, optional
         Address of a running dask.distributed scheduler; default: a LocalCluster.
     n_workers : int
-        Workers of the LocalCluster (one thread each).
+        Workers of the LocalCluster (one thread each), at least 1.
     max_in_flight : int
-        Frames submitted but not yet written, at most.
+        Frames submitted but not yet written, at most (at least 1).
     progress : bool
         Show a progress bar (frames done).
     max_jump : float
@@ -198,24 +266,68 @@ def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, we
         object locates (``find_atoms(..., counts=, psf=)``, linear in the atoms);
         ``"object"`` integrates the network's object (starting from the one-S
         level stored with the weights).
+    names : sequence of str, optional
+        One name per frame for its output files; default ``frames.names()`` when the
+        sequence has it (files: their stems), else ``frame_NNNNN``.
+    fingerprints : sequence of str, optional
+        One identity per frame (:func:`.runrecord.fingerprint` of its values), kept in
+        the run record so that a rerun into ``out`` with other frames is caught.
+        Default: taken here for frames held in memory (an ndarray or a list of them);
+        a lazy sequence is not read twice for it, so without ``fingerprints`` only
+        its names and the settings are compared.
+    overwrite : bool
+        Results in ``out`` made from other inputs or settings (see
+        :func:`.runrecord.reconcile`) are replaced; without it they are refused
+        (``FileExistsError``). Results of unchanged frames are always kept (resume).
 
     Returns
     -------
     DataFrame
         One row per frame: frame index, number of sites per species, cumulative drift [Å].
+
+    Raises
+    ------
+    ValueError
+        A bad parameter or frame (not 2-D, another shape than the first, NaN, negative,
+        constant, too small), naming the frame's source.
+    FileExistsError
+        ``out`` holds results of other inputs and ``overwrite`` is False.
+    RuntimeError
+        A frame failed on a worker (the message names its source).
     """
     if intensities not in ("counts", "object"):
         raise ValueError(f"intensities must be 'counts' or 'object', got {intensities!r}")
+    for label, value in (("n_workers", n_workers), ("max_in_flight", max_in_flight)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{label} must be a whole number of at least 1, got {value!r}")
     from dask.distributed import as_completed  # noqa: PLC0415  (heavy, and only needed here)
 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"output {out} is a file, not a directory")
-    out.mkdir(parents=True, exist_ok=True)
     n = len(frames)
     if n == 0:
         raise ValueError("the series holds no frames")
-    steps, todo, unknown = _resume(out, n)
+    sources = [frames.source(i) if hasattr(frames, "source") else f"frame {i}" for i in range(n)]
+    names = frame_names(frames, names, n)
+    in_memory = isinstance(frames, np.ndarray) or (isinstance(frames, (list, tuple))
+                                                   and all(isinstance(f, np.ndarray) for f in frames))
+    shape = None
+    if in_memory:  # every frame checked (and fingerprinted) before anything is written
+        checked = [_check_frame(frames[i], sources[i], None) for i in range(n)]
+        shape = checked[0].shape
+        for i in range(1, n):
+            _check_frame(checked[i], sources[i], shape)
+        if fingerprints is None:
+            fingerprints = [fingerprint(f) for f in checked]
+    if fingerprints is not None and len(fingerprints) != n:
+        raise ValueError(f"fingerprints must give one identity per frame ({n}), got {len(fingerprints)}")
+    record = RunRecord(run_settings(probe, sampling, weights, material, intensities),
+                       [{"name": names[i], "source": sources[i],
+                         "fingerprint": None if fingerprints is None else fingerprints[i]} for i in range(n)])
+    out.mkdir(parents=True, exist_ok=True)
+    reconcile(out, record, overwrite)
+    steps, todo, unknown = _resume(out, names)
     here = unknown - todo  # finished frames whose registration was lost: registered here, in the client
 
     def needed(i):  # frame i is read only when it is processed or registered (by its task or here)
@@ -229,7 +341,12 @@ def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, we
     bar = tqdm(total=n, initial=n - len(todo), desc="series", unit="frame", disable=not progress)
 
     def collect(future):
-        record = future.result()  # raise a worker's error here
+        try:
+            record = future.result()  # a worker's error, with the frame's source, is raised here
+        except (ValueError, TypeError, RuntimeError):
+            raise
+        except Exception as err:  # the cluster lost the task (a worker died, ...)
+            raise RuntimeError(f"{sources[submitted[future.key]]}: {type(err).__name__}: {err}") from err
         future.release()
         step = record.pop("step")
         if step is not None:
@@ -237,22 +354,24 @@ def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, we
         counts[record["frame"]] = record
         bar.update()
 
+    submitted = {}
     try:
         pending = as_completed()
         previous = None
         for i in range(n):
             current = None
             if needed(i):
-                current = np.asarray(frames[i], float)
-                if current.ndim != 2:
-                    raise ValueError(f"frame {i} is not 2-D (shape {current.shape})")
+                current = _check_frame(frames[i], sources[i], shape)
+                shape = current.shape
             if i in here:  # a finished frame without its registration: done here, in time order
                 steps[i] = (0.0, 0.0, np.inf) if i == 0 else register_drift(previous, current, return_quality=True)
             if i in todo:
                 while pending.count() >= max_in_flight:
                     collect(next(pending))
-                pending.add(client.submit(_process_one, task, i, current, previous if i > 0 else None,
-                                          i in unknown, pure=False))
+                future = client.submit(_process_one, task, i, names[i], sources[i], current,
+                                       previous if i > 0 else None, i in unknown, pure=False)
+                submitted[future.key] = i
+                pending.add(future)
             previous = current
         for future in pending:
             collect(future)
@@ -263,14 +382,22 @@ def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, we
             own_cluster.close()
     drift = drift_table(steps, sampling, max_jump)
     _write_atomically(out / "drift.csv", drift.to_csv(index=False))
-    rows = [counts[i] if i in counts else _counts(i, pd.read_csv(frame_outputs(out, i)["atoms"]))
+    rows = [counts[i] if i in counts else _counts(i, pd.read_csv(frame_files(out, names[i])["atoms"]))
             for i in range(n)]
     summary = pd.DataFrame(rows).fillna(0).merge(drift[["frame", "dy_A", "dx_A"]], on="frame")
     summary.to_csv(out / "summary.csv", index=False)
-    (out / "run.json").write_text(json.dumps({"frames": n, "probe": probe.to_dict(), "sampling": sampling,
-                                              "material": material, "weights": str(weights),
-                                              "intensities": intensities}, indent=2) + "\n")
+    record.status = "complete"
+    record.write(out)
     return summary
+
+
+def _check_frame(frame, source: str, shape) -> np.ndarray:
+    """A frame as float64, checked before it is sent anywhere: 2-D, the series' shape, finite counts."""
+    array = counts_array(frame, source, min_side=MIN_SIDE)
+    if shape is not None and array.shape != tuple(shape):
+        raise ValueError(f"{source} is {array.shape[0]}x{array.shape[1]} px, the series' frames "
+                         f"{shape[0]}x{shape[1]} px: a series needs one frame shape")
+    return array
 
 
 def load_atoms(out: str | os.PathLike, min_mo_fraction: float | None = 0.5) -> pd.DataFrame:
@@ -288,14 +415,20 @@ def load_atoms(out: str | os.PathLike, min_mo_fraction: float | None = 0.5) -> p
     keeps every row.
     """
     out = Path(out)
-    files = sorted(out.glob("frame_*_atoms.csv"))
+    record = read_record(out)
+    if record is not None:
+        files = [frame_files(out, name)["atoms"] for name in record.names]
+        files = [f for f in files if f.exists()]
+    else:  # a run of an older deepstem
+        files = sorted(out.glob("frame_*_atoms.csv"))
     if not files:
-        raise FileNotFoundError(f"no frame_*_atoms.csv in {out}: run process_series (or `deepstem series`) first")
-    table = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+        raise FileNotFoundError(f"no frame atoms (*_atoms.csv) in {out}: run process_series (or `deepstem series`) "
+                                "first")
+    table = pd.concat([read_atoms(f) for f in files], ignore_index=True)
     drift_path = out / "drift.csv"
     if drift_path.exists():
         table = with_drift(table, pd.read_csv(drift_path))
-    run = out / "run.json"
+    run = out / RUN_RECORD
     counted = run.exists() and json.loads(run.read_text()).get("intensities") == "counts"
     if counted and min_mo_fraction is not None:
         table = physical_sites(table, min_mo_fraction)

@@ -91,6 +91,20 @@ def test_process_series_and_resume(tmp_path, drifting):
     assert done.exists() and kept.stat().st_mtime_ns == stamp
     assert counting.reads == [2]  # the drift of the finished run is reused: only the missing frame is read
     pd.testing.assert_frame_equal(again, summary)
+    # what other tools read: the object as a calibrated .hspy with its provenance, the sites with their units
+    obj = pipeline.load_object(out, 2)
+    axes = obj.axes_manager.signal_axes
+    assert [(a.scale, a.units, a.offset) for a in axes] == [(0.16, "Å", 0.0)] * 2
+    assert obj.data.shape == (128, 128) and np.all(np.isfinite(obj.data))
+    assert obj.metadata.DeepSTEM.series.frame == 2 and obj.metadata.DeepSTEM.weights_sha256
+    assert obj.metadata.DeepSTEM.probe.aberrations.C30 == -5e3
+    assert not list(out.glob("*.npy")) and not list(out.glob(".*"))  # no uncalibrated arrays, no temporaries
+    import json
+
+    side = json.loads(pipeline.frame_outputs(out, 2)["sidecar"].read_text())
+    assert side["columns"]["x"] == "Å" and side["sampling"] == 0.16 and side["frame"] == 2
+    assert side["intensities"] == "counts" and side["object"] == "frame_00002_object.hspy"
+    assert json.loads((out / "run.json").read_text())["status"] == "complete"
 
 
 def test_series_cli(tmp_path, drifting):
@@ -139,3 +153,99 @@ def test_resume_without_drift_file_uses_the_steps_of_the_tasks(tmp_path, driftin
     assert counting.reads == [0, 1, 3]
     pd.testing.assert_frame_equal(pd.read_csv(out / "drift.csv"), drift)
     pd.testing.assert_frame_equal(again, first)
+
+
+def test_series_cli_refuses_other_inputs_and_recomputes_only_them_with_overwrite(tmp_path, drifting):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    np.save(frames / "a.npy", drifting[0])
+    np.save(frames / "b.npy", drifting[1])
+    ds.Probe.to_json(PROBE, tmp_path / "probe.json")
+    out = tmp_path / "out"
+    argv = ["series", str(frames), "--probe", str(tmp_path / "probe.json"), "--sampling", "0.16", "--out", str(out),
+            "--workers", "1", "--quiet"]
+    assert cli.main(argv) == 0
+    assert sorted(p.name for p in out.glob("*_atoms.csv")) == ["a_atoms.csv", "b_atoms.csv"]  # named after files
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    first_b = pd.read_csv(out / "b_atoms.csv")
+    # the same inputs: a rerun resumes and redoes nothing
+    assert cli.main(argv) == 0
+    assert all(stamps[p.name] == p.stat().st_mtime_ns for p in out.glob("*_atoms.*"))
+    # another frame b (same file name): refused, with the reason, and nothing touched
+    np.save(frames / "b.npy", drifting[3])
+    assert cli.main(argv) == 2
+    assert all(stamps[p.name] == p.stat().st_mtime_ns for p in out.glob("*_atoms.*"))
+    # another probe: refused too
+    ds.Probe.to_json(ds.Probe(80e3, 30.0, {"C30": -3e3}), tmp_path / "other.json")
+    assert cli.main(argv[:3] + [str(tmp_path / "other.json")] + argv[4:]) == 2
+    # the Python API checks the same record (other names, other frames)
+    with pytest.raises(FileExistsError, match="other inputs"):
+        pipeline.process_series([drifting[0], drifting[3]], PROBE, 0.16, out, n_workers=1, progress=False)
+    # --overwrite recomputes frame b alone (and its registration); frame a is kept
+    assert cli.main(argv + ["--overwrite"]) == 0
+    assert stamps["a_atoms.csv"] == (out / "a_atoms.csv").stat().st_mtime_ns
+    assert stamps["b_atoms.csv"] != (out / "b_atoms.csv").stat().st_mtime_ns
+    again_b = pd.read_csv(out / "b_atoms.csv")
+    assert len(again_b) != len(first_b) or not np.allclose(again_b.x, first_b.x)  # drifted by 3 frames, not 1
+    drift = pd.read_csv(out / "drift.csv")
+    assert drift.dy_px.iloc[1] == pytest.approx(-4.5, abs=0.6)  # b is now three steps from a (as in the test above)
+
+
+def _saved_frames(tmp_path, frames):
+    folder = tmp_path / "frames"
+    folder.mkdir(exist_ok=True)
+    for name, frame in frames.items():
+        np.save(folder / name, frame)
+    ds.Probe.to_json(PROBE, tmp_path / "probe.json")
+    return folder
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.full((128, 128), np.nan), r"b.npy contains NaN"),
+    (np.ones((128, 96)), r"b.npy holds frames of 128x96 px, the first file 128x128 px"),
+    (-np.ones((128, 128)), r"b.npy has negative values"),
+])
+def test_series_cli_bad_frame_is_named_before_anything_is_written(tmp_path, drifting, capsys, bad, message):
+    import re
+
+    folder = _saved_frames(tmp_path, {"a.npy": drifting[0], "b.npy": bad, "c.npy": drifting[1]})
+    out = tmp_path / "out"
+    code = cli.main(["series", str(folder), "--probe", str(tmp_path / "probe.json"), "--sampling", "0.16",
+                     "--out", str(out), "--workers", "1", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and re.search(message, err), err
+    assert not out.exists()  # no new empty --out, no half series
+
+
+def test_series_refuses_hangs_and_reading_its_own_outputs(tmp_path, drifting, capsys):
+    folder = _saved_frames(tmp_path, {"a.npy": drifting[0], "b.npy": drifting[1]})
+    base = ["series", str(folder), "--probe", str(tmp_path / "probe.json"), "--sampling", "0.16", "--quiet"]
+    import threading
+
+    for workers in ("0", "-2"):  # a LocalCluster without workers waits forever: run it where a hang shows
+        codes = []
+        runner = threading.Thread(target=lambda: codes.append(cli.main(base + ["--out", str(tmp_path / "o"),
+                                                                              "--workers", workers])), daemon=True)
+        runner.start()
+        runner.join(60)
+        assert codes == [2], f"--workers {workers}: no answer within 60 s (a hang)" if not codes else codes
+        assert "--workers" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="n_workers"):
+        pipeline.process_series(drifting[:2], PROBE, 0.16, tmp_path / "p", n_workers=0, progress=False)
+    with pytest.raises(ValueError, match="max_in_flight"):
+        pipeline.process_series(drifting[:2], PROBE, 0.16, tmp_path / "p", max_in_flight=0, progress=False)
+    assert not (tmp_path / "p").exists() and not (tmp_path / "o").exists()
+    # --out the input folder: a rerun would take <stem>_object.hspy for frames
+    assert cli.main(base + ["--out", str(folder), "--workers", "1"]) == 2
+    assert "folder the inputs are read from" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir()) == ["a.npy", "b.npy"]
+
+
+def test_process_series_names_the_bad_frame(tmp_path, drifting):
+    bad = [drifting[0], np.full((128, 128), np.nan)]
+    with pytest.raises(ValueError, match="frame 1 contains NaN"):
+        pipeline.process_series(bad, PROBE, 0.16, tmp_path / "out", n_workers=1, progress=False)
+    with pytest.raises(ValueError, match="frame 1 is 128x100 px, the series' frames 128x128 px"):
+        pipeline.process_series([drifting[0], drifting[1][:, :100]], PROBE, 0.16, tmp_path / "out", n_workers=1,
+                                progress=False)
+    assert not (tmp_path / "out").exists()  # checked before anything was written
