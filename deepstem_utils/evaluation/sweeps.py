@@ -4,10 +4,16 @@ Each method turns a frame into an object estimate with the same probe; the
 same :func:`find_atoms` turns every estimate into sites; :func:`.metrics.score_sites`
 scores them. The ideal observer and the Cramér-Rao bound (:mod:`.limits`) give
 the physical limit on the same frames.
+
+A method is a name (:data:`METHODS`, :data:`PEERS`) or any callable
+``method(frame, psf)`` that returns an object estimate (an array, located and
+labelled by :func:`find_atoms`) or a table of sites (``x``, ``y`` [Å],
+``species``), so a peer is added without editing the package.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import numpy as np
@@ -22,12 +28,56 @@ from ..physics.probe import psf_grid
 from . import baselines, limits, metrics
 from .calibration import one_atom_fraction
 
-__all__ = ["METHODS", "estimate", "evaluate_frame", "dose_sweep", "dose_for_accuracy"]
+__all__ = ["METHODS", "PEERS", "OPTIONAL", "method_name", "estimate", "atomap_peer", "evaluate_frame", "dose_sweep",
+           "dose_for_accuracy"]
 
 #: Methods compared, in the order of the tables. A ``+fit`` method locates the columns in the object of the
 #: method before the ``+`` and fits their intensities to the counts (``find_atoms(..., counts=, psf=)``).
 METHODS = ("raw", "gaussian", "wiener", "richardson_lucy", "bm3d", "supervised_unet", "deepstem",
            "gaussian+fit", "deepstem+fit")
+#: Named peers that are not in the default table: ``"atomap"`` (:func:`atomap_peer`).
+PEERS = ("atomap",)
+#: Methods that need an optional package: ``pip install 'deepstem_utils[baselines]'``.
+OPTIONAL = {"bm3d": "bm3d", "atomap": "atomap"}
+
+
+def method_name(method) -> str:
+    """The name a method has in the tables: the string itself, or a callable's ``__name__``."""
+    if isinstance(method, str):
+        return method
+    return str(getattr(method, "__name__", None) or type(method).__name__)
+
+
+def _check_methods(methods) -> list:
+    """Every method known or callable, every optional package present, names distinct: checked before any work."""
+    methods = list(methods)
+    known = set(METHODS) | set(PEERS)
+    for method in methods:
+        if isinstance(method, str):
+            if method not in known:
+                raise ValueError(f"unknown method {method!r}; choose from {METHODS + PEERS} or pass a callable "
+                                 "method(frame, psf) -> object estimate or sites table")
+            package = OPTIONAL.get(method.removesuffix("+fit"))
+            if package is not None and importlib.util.find_spec(package) is None:
+                raise ModuleNotFoundError(f"method {method!r} needs the optional package {package}: "
+                                          "pip install 'deepstem_utils[baselines]' (or leave the method out)")
+        elif not callable(method):
+            raise TypeError(f"a method is a name from {METHODS + PEERS} or a callable, got {type(method).__name__}")
+    names = [method_name(m) for m in methods]
+    if len(set(names)) != len(names):
+        raise ValueError(f"two methods share a name in {names}: give each callable its own __name__")
+    return methods
+
+
+def atomap_peer(frame, psf: np.ndarray) -> pd.DataFrame:
+    """Atomap's 2-D Gaussian refinement as a peer (``"atomap"``): columns located on the Gaussian-filtered
+    frame by :func:`find_atoms`, refined by a 2-D Gaussian each on the frame's counts and labelled from their
+    Gaussian volumes (:func:`.baselines.atomap_sites`). Needs ``atomap`` (the ``[baselines]`` extra); a frame
+    with fewer than 10 columns found gives no sites."""
+    start = find_atoms(estimate("gaussian", frame, psf), frame.sampling, one_atom_fraction=0.5, quiet=True)
+    if len(start) < 10:
+        return pd.DataFrame({"x": [], "y": [], "species": [], "confidence": [], "intensity": []})
+    return baselines.atomap_sites(frame.counts, start, frame.sampling)
 
 
 def estimate(method: str, frame, psf: np.ndarray, rl_max: int = 100) -> np.ndarray:
@@ -64,26 +114,37 @@ def estimate(method: str, frame, psf: np.ndarray, rl_max: int = 100) -> np.ndarr
 def evaluate_frame(frame, methods=METHODS, rl_max: int = 100) -> list[dict]:
     """Score every method (and the ideal observer) on one frame.
 
-    Returns one record per method: dose, balanced S-site accuracy, Mo position
-    RMSE [pm], F1 of Mo, S2, S1; the ideal observer's record has the S-site
-    accuracy and the Cramér-Rao bound on the Mo position (median over columns) [pm].
+    Parameters
+    ----------
+    frame : SimulatedFrame
+        A frame with ground truth (:func:`simulate_frame`).
+    methods : sequence of str or callable
+        Names from :data:`METHODS` and :data:`PEERS`, or callables ``method(frame, psf)``
+        returning an object estimate (located and labelled by :func:`find_atoms`,
+        starting from the one-S level of a linear image, 1/2, unless the callable has
+        an attribute ``one_atom_fraction``) or a sites table (``x``, ``y`` [Å], ``species``).
+    rl_max : int
+        Most Richardson-Lucy iterations.
+
+    Returns
+    -------
+    list of dict
+        One record per method (named by :func:`method_name`): dose [e⁻/Å²], balanced
+        S-site accuracy, Mo position RMSE [pm], F1 of Mo, S2, S1; the ideal observer's
+        record has the S-site accuracy and the Cramér-Rao bound on the Mo position
+        (median over columns) [pm].
     """
+    methods = _check_methods(methods)
     size = psf_grid(frame.sampling)
     psf = frame.probe.intensity((size, size), frame.sampling)
     ny, nx = frame.counts.shape
     extent = (nx * frame.sampling, ny * frame.sampling)
     rows, estimates = [], {}
     for method in methods:
-        base = method.removesuffix("+fit")  # a "+fit" method reuses its base method's object
-        if base not in estimates:
-            estimates[base] = estimate(base, frame, psf, rl_max)
-        est = estimates[base]
-        # a method that finds no MoS2 at a low dose gets an empty table (quietly): every site scores as missed
-        fit = {"counts": frame.counts, "psf": psf} if method.endswith("+fit") else {}
-        found = find_atoms(est, frame.sampling, one_atom_fraction=one_atom_fraction(method), quiet=True, **fit)
+        found = _sites(method, frame, psf, rl_max, estimates)
         score = metrics.score_sites(found, frame.sites, extent, missed_as_wrong=True)  # comparable with the ideal observer
         per = score["per_species"]
-        rows.append({"method": method, "dose": frame.dose, "s_accuracy": score["s_site_accuracy"],
+        rows.append({"method": method_name(method), "dose": frame.dose, "s_accuracy": score["s_site_accuracy"],
                      "mo_rmse": score["mo_rmse"], "F1_Mo": per.loc["Mo", "F1"], "F1_S2": per.loc["S2", "F1"],
                      "F1_S1": per.loc["S1", "F1"]})
     io = limits.ideal_observer(frame, psf)
@@ -100,13 +161,34 @@ def evaluate_frame(frame, methods=METHODS, rl_max: int = 100) -> list[dict]:
     return rows
 
 
+def _sites(method, frame, psf: np.ndarray, rl_max: int, estimates: dict) -> pd.DataFrame:
+    """The sites ``method`` finds on ``frame`` (``estimates`` caches the named methods' objects)."""
+    if callable(method) and not isinstance(method, str):
+        result = method(frame, psf)
+        if isinstance(result, pd.DataFrame):
+            return result
+        level = float(getattr(method, "one_atom_fraction", 0.5))
+        return find_atoms(np.asarray(result, float), frame.sampling, one_atom_fraction=level, quiet=True)
+    if method == "atomap":
+        return atomap_peer(frame, psf)
+    base = method.removesuffix("+fit")  # a "+fit" method reuses its base method's object
+    if base not in estimates:
+        estimates[base] = estimate(base, frame, psf, rl_max)
+    # a method that finds no MoS2 at a low dose gets an empty table (quietly): every site scores as missed
+    fit = {"counts": frame.counts, "psf": psf} if method.endswith("+fit") else {}
+    return find_atoms(estimates[base], frame.sampling, one_atom_fraction=one_atom_fraction(method), quiet=True, **fit)
+
+
 def dose_sweep(doses, n_frames: int, shape=(192, 192), probe=None, sampling: float = 0.16, seed: int = 5,
                methods=METHODS, rl_max: int = 100, progress: bool = True, **specimen_options) -> pd.DataFrame:
     """Evaluate every method over doses [e⁻/Å²], ``n_frames`` held-out frames per dose.
 
     Frame ``i`` at every dose shows the same specimen (seeded by ``(seed, i)``), so
-    the doses differ only in the counts.
+    the doses differ only in the counts. ``methods`` as in :func:`evaluate_frame`
+    (names or callables); an unknown name or a missing optional package (``bm3d``,
+    ``atomap``: ``pip install 'deepstem_utils[baselines]'``) fails before any work.
     """
+    methods = _check_methods(methods)
     rows = []
     bar = tqdm(total=len(doses) * n_frames, desc="dose sweep", unit="frame", disable=not progress)
     for i in range(n_frames):

@@ -30,3 +30,44 @@ def test_evaluate_frame_scores_every_method():
     # the ideal observer knows more than any method: it is at least as accurate on the same frame
     ideal = rows.set_index("method").s_accuracy["ideal observer"]
     assert ideal >= rows[rows.method != "ideal observer"].s_accuracy.max() - 0.02
+
+
+def test_a_callable_is_a_method_and_atomap_is_a_peer():
+    """A user adds a peer without editing the package: a callable returning an object estimate or a sites table."""
+    import numpy as np
+    from scipy import ndimage
+
+    from deepstem_utils.evaluation import sweeps
+
+    f = dataset.simulate_frame((128, 128), sampling=0.16, dose=1e5, probe=PROBE, rng=4)
+
+    def median_filter(frame, psf):  # an object estimate: located and labelled by find_atoms
+        return ndimage.median_filter(frame.counts, 3)
+
+    def truth(frame, psf):  # a sites table, scored as given
+        return pd.DataFrame({"x": frame.sites.x, "y": frame.sites.y, "species": frame.sites.species})
+
+    rows = pd.DataFrame(evaluation.evaluate_frame(f, methods=["gaussian", median_filter, truth, "atomap"]))
+    assert list(rows.method) == ["gaussian", "median_filter", "truth", "atomap", "ideal observer"]
+    by = rows.set_index("method")
+    assert by.s_accuracy["truth"] == 1.0 and by.mo_rmse["truth"] == pytest.approx(0.0, abs=1e-6)
+    assert by.F1_Mo["median_filter"] > 0.8 and by.F1_Mo["atomap"] > 0.8
+    assert np.isfinite(by.mo_rmse["atomap"])
+    sweep = evaluation.dose_sweep([1e5], 1, shape=(128, 128), probe=PROBE, methods=[median_filter], progress=False)
+    assert set(sweep.method) == {"median_filter", "ideal observer"}
+    with pytest.raises(ValueError, match="share a name"):
+        evaluation.evaluate_frame(f, methods=[median_filter, median_filter])
+    with pytest.raises(ValueError, match="unknown method"):
+        evaluation.dose_sweep([1e4], 1, methods=["mystery"], progress=False)
+    with pytest.raises(TypeError, match="callable"):
+        evaluation.evaluate_frame(f, methods=[42])
+    assert "atomap" in sweeps.PEERS and "atomap" not in evaluation.METHODS
+
+
+def test_a_missing_optional_package_fails_before_any_work(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bm3d" else real(name, *a))
+    with pytest.raises(ModuleNotFoundError, match=r"deepstem_utils\[baselines\]"):
+        evaluation.dose_sweep([1e4], 1, progress=False)  # the default methods include BM3D
