@@ -231,3 +231,160 @@ def test_cli_on_a_directory_of_mixed_files(frame_files, capsys):
     empty.mkdir()
     assert cli.main(["reconstruct", str(empty), "--probe", str(tmp / "probe.json"), "--out", str(tmp / "o2")]) == 2
     assert "holds no image" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ atoms: the recommended pipeline, outputs
+def test_atoms_cli_fits_the_counts_with_frame_and_probe(frame_files, capsys):
+    import json
+
+    import pandas as pd
+
+    import deepstem_utils as ds
+
+    tmp, frame = frame_files
+    assert cli.main(["reconstruct", str(tmp / "frame.npy"), "--probe", str(tmp / "probe.json"), "--sampling",
+                     "0.16", "--out", str(tmp / "objects"), "--quiet"]) == 0
+    obj = tmp / "objects" / "frame_object.hspy"
+    base = ["atoms", str(obj), "--quiet"]
+    assert cli.main(base + ["--out", str(tmp / "integrated")]) == 0
+    assert cli.main(base + ["--frame", str(tmp / "frame.npy"), "--probe", str(tmp / "probe.json"), "--sampling",
+                            "0.16", "--out", str(tmp / "fitted")]) == 0
+    fitted = pd.read_csv(tmp / "fitted" / "frame_atoms.csv")
+    integrated = pd.read_csv(tmp / "integrated" / "frame_atoms.csv")
+    probe = ds.Probe.from_json(tmp / "probe.json")
+    expected = ds.find_atoms(ds.load(obj), counts=frame.counts, psf=probe.intensity((64, 64), 0.16))
+    np.testing.assert_allclose(fitted.intensity, expected.intensity, rtol=1e-3)
+    # and the two paths differ, so the check above tells them apart
+    assert len(integrated) != len(fitted) or not np.allclose(integrated.intensity, fitted.intensity, rtol=1e-3)
+    side = json.loads((tmp / "fitted" / "frame_atoms.json").read_text())
+    assert side["intensities"] == "counts" and side["frame"] == "frame.npy" and side["columns"]["x"] == "Å"
+    assert json.loads((tmp / "integrated" / "frame_atoms.json").read_text())["intensities"] == "object"
+    capsys.readouterr()
+    bad = [(["--frame", str(tmp / "frame.npy")], "--probe"),                       # one without the other
+           (["--frame", str(tmp / "frame.npy"), str(tmp / "frame.npy"), "--probe", str(tmp / "probe.json")],
+            "one frame per object")]
+    np.save(tmp / "small.npy", frame.counts[:80])
+    bad.append((["--frame", str(tmp / "small.npy"), "--probe", str(tmp / "probe.json"), "--sampling", "0.16"],
+                "80x96 px, its object 96x96"))
+    for extra, message in bad:
+        assert cli.main(base + extra + ["--out", str(tmp / "bad")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1
+        assert not (tmp / "bad").exists()
+
+
+def test_atoms_cli_positions_in_the_objects_own_coordinates(frame_files):
+    import json
+
+    import hyperspy.api as hs
+    import pandas as pd
+
+    tmp, _ = frame_files
+    assert cli.main(["reconstruct", str(tmp / "frame.npy"), "--probe", str(tmp / "probe.json"), "--sampling",
+                     "0.16", "--out", str(tmp / "objects"), "--quiet"]) == 0
+    obj = hs.load(tmp / "objects" / "frame_object.hspy")
+    plain = tmp / "plain"
+    assert cli.main(["atoms", str(tmp / "objects" / "frame_object.hspy"), "--out", str(plain), "--quiet"]) == 0
+    for axis, offset in zip(obj.axes_manager.signal_axes, (10.0, 20.0)):
+        axis.offset = offset  # Å: a crop of a larger scan
+    obj.save(tmp / "crop_object.hspy")
+    assert cli.main(["atoms", str(tmp / "crop_object.hspy"), "--out", str(tmp / "crop"), "--quiet"]) == 0
+    a, b = pd.read_csv(plain / "frame_atoms.csv"), pd.read_csv(tmp / "crop" / "crop_atoms.csv")
+    np.testing.assert_allclose(b.x, a.x + 10.0, atol=2e-4)
+    np.testing.assert_allclose(b.y, a.y + 20.0, atol=2e-4)
+    assert json.loads((tmp / "crop" / "crop_atoms.json").read_text())["origin"] == [10.0, 20.0]
+
+
+# ------------------------------------------------------------------ exit codes, batches, --quiet
+def test_a_failure_at_run_time_exits_1_and_leaves_nothing(frame_files, capsys, monkeypatch):
+    tmp, _ = frame_files
+    argv = ["reconstruct", str(tmp / "frame.npy"), "--probe", str(tmp / "probe.json"), "--sampling", "0.16",
+            "--out", str(tmp / "new_out")]
+    real = cli.reconstruct
+    monkeypatch.setattr(cli, "reconstruct", lambda *a, **k: real(*a, **k) * np.inf)  # a non-finite object
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert "non-finite" in err and "frame.npy" in err and len(err.splitlines()) == 1
+    assert not (tmp / "new_out").exists()  # no new empty --out
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory in a convolution")
+
+    monkeypatch.setattr(cli, "reconstruct", broken)
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert "failed: RuntimeError: out of memory" in err and "Traceback" not in err
+    assert not (tmp / "new_out").exists()
+
+
+def test_enormous_values_are_refused_not_turned_into_inf(frame_files, capsys):
+    tmp, frame = frame_files
+    np.save(tmp / "huge.npy", frame.counts * 1e306)  # finite, but every sum over the frame is inf
+    code = cli.main(["reconstruct", str(tmp / "huge.npy"), "--probe", str(tmp / "probe.json"), "--sampling",
+                     "0.16", "--out", str(tmp / "out_huge")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "too large" in err and "huge.npy" in err
+    assert not (tmp / "out_huge").exists()
+
+
+@pytest.mark.parametrize("command", ["reconstruct", "atoms"])
+def test_one_bad_file_in_a_batch_writes_nothing(frame_files, capsys, command):
+    tmp, frame = frame_files
+    batch = tmp / "batch"
+    batch.mkdir()
+    np.save(batch / "a_good.npy", frame.counts)
+    np.save(batch / "b_good.npy", frame.counts)
+    bad = frame.counts.copy()
+    bad[5, 5] = np.nan
+    np.save(batch / "c_bad.npy", bad)
+    out = tmp / "batch_out"
+    extra = ["--probe", str(tmp / "probe.json")] if command == "reconstruct" else []
+    assert cli.main([command, str(batch), "--sampling", "0.16", "--out", str(out), "--quiet"] + extra) == 2
+    assert "c_bad.npy" in capsys.readouterr().err
+    assert not out.exists()
+    # into an existing folder: nothing added, nothing replaced
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    assert cli.main([command, str(batch), "--sampling", "0.16", "--out", str(out), "--quiet"] + extra) == 2
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
+
+
+def test_reconstruct_refuses_an_out_it_would_read_back(frame_files, capsys):
+    tmp, _ = frame_files
+    folder = tmp / "in"
+    folder.mkdir()
+    (tmp / "frame.npy").rename(folder / "frame.npy")
+    argv = ["reconstruct", str(folder), "--probe", str(tmp / "probe.json"), "--sampling", "0.16", "--out"]
+    assert cli.main(argv + [str(folder)]) == 2
+    assert "folder the inputs are read from" in capsys.readouterr().err
+    assert cli.main(argv + [str(tmp / "o")]) == 0
+    (tmp / "o" / "frame_object.hspy").rename(folder / "frame_object.hspy")
+    assert cli.main(["reconstruct", str(folder / "frame.npy"), str(folder / "frame_object.hspy"), "--probe",
+                     str(tmp / "probe.json"), "--sampling", "0.16", "--out", str(folder)]) == 2
+    assert "output of this command" in capsys.readouterr().err
+
+
+def test_every_subcommand_takes_quiet():
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, __import__("argparse")._SubParsersAction))
+    for name, sub in subparsers.choices.items():
+        if name == "train":  # parsed by network.train
+            continue
+        assert "--quiet" in sub._option_string_actions, name
+
+
+def test_quiet_prints_nothing_on_stdout(tableau_files, capsys):
+    folder, _ = tableau_files
+    argv = ["zemlin", str(folder / "tableau.npy"), "--tilts", str(folder / "tilts.csv"), "--energy", "80000",
+            "--sampling", "0.2", "--order", "1", "--out", str(folder / "quiet_probe.json"), "--quiet"]
+    assert cli.main(argv) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and (folder / "quiet_probe.json").exists()
+
+
+def test_usage_errors_are_one_line_with_exit_2(capsys):
+    assert cli.main(["reconstruct", "x.npy"]) == 2  # --probe and --out missing
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "required" in err
+    assert cli.main(["series", "x.npy", "--probe", "p.json", "--out", "o", "--workers", "many"]) == 2
+    assert "whole number" in capsys.readouterr().err
