@@ -314,12 +314,12 @@ def process_series(frames, probe, sampling: float, out: str | os.PathLike, *, we
                                                    and all(isinstance(f, np.ndarray) for f in frames))
     shape = None
     if in_memory:  # every frame checked (and fingerprinted) before anything is written
-        checked = [_check_frame(frames[i], sources[i], None) for i in range(n)]
-        shape = checked[0].shape
-        for i in range(1, n):
-            _check_frame(checked[i], sources[i], shape)
-        if fingerprints is None:
-            fingerprints = [fingerprint(f) for f in checked]
+        taken = []
+        for i in range(n):
+            checked = _check_frame(frames[i], sources[i], shape)
+            shape = checked.shape
+            taken.append(fingerprint(checked))
+        fingerprints = taken if fingerprints is None else fingerprints
     if fingerprints is not None and len(fingerprints) != n:
         raise ValueError(f"fingerprints must give one identity per frame ({n}), got {len(fingerprints)}")
     record = RunRecord(run_settings(probe, sampling, weights, material, intensities),
