@@ -50,7 +50,7 @@ def main():
                                                ignore_index=True), drift)
 
         level = evaluation.one_atom_fraction("deepstem")
-        atoms_object = series_sites(lambda i: ds.find_atoms(np.load(pipeline.frame_outputs(tmp, i)["object"]),
+        atoms_object = series_sites(lambda i: ds.find_atoms(pipeline.load_object(tmp, i).data,
                                                     sampling, one_atom_fraction=level, quiet=True))
         atoms_raw = series_sites(lambda i: ds.find_atoms(acq[i], sampling, one_atom_fraction=0.5, quiet=True))
     truth_xy, truth_ids = acq.adatom_truth()

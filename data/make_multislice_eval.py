@@ -60,7 +60,7 @@ SETTINGS = dict(sampling=0.16, size=128, frames_per_condition=3, pad=4.0, potent
                 slice_thickness=1.0, interpolation=3, nodes=7, seed=2023,
                 defects=dict(s_vacancy=0.15, s_divacancy=0.05, mo_vacancy=0.02, adatoms=0.006, twin=0.0,
                              edge=0.0))
-QUICK = dict(SETTINGS, size=40, frames_per_condition=1, pad=3.0, interpolation=1, nodes=2)
+QUICK = dict(SETTINGS, size=24, frames_per_condition=1, pad=2.0, interpolation=1, nodes=2)
 
 
 def true_probe(energy: float) -> Probe:

@@ -17,7 +17,8 @@ below (``tests/test_architecture.py`` checks it):
 4. ``atoms`` — columns, lattice, S-site mixture, counts, ``find_atoms``
 5. ``insitu`` — growth twin, series acquisition, pipeline, tracking
 6. ``evaluation`` — metrics, baselines, limits, dose sweeps
-7. ``io``, ``plotting``, ``timing``, ``widgets``, ``cli`` — files, figures and the command line
+7. ``io``, ``interop``, ``plotting``, ``timing``, ``widgets``, ``cli``, ``cli_train`` — files, Atomap and HyperSpy,
+   figures and the command line
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import io
+from . import cli_train, io
 from .atoms.find import find_atoms
 from .atoms.table import save_atoms, sidecar_path
 from .core.signals import counts_array, real_array, sampling_of
@@ -28,7 +28,6 @@ from .core.version import __version__
 from .insitu.pipeline import process_series
 from .insitu.runrecord import fingerprint
 from .network.reconstruction import MIN_SIDE, reconstruct
-from .network.train import main as train_main
 from .network.weights import load_model
 from .physics.probe import Probe, psf_grid
 from .zemlin.solve import measure_aberrations
@@ -121,8 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sign of C10 while recording (-1: underfocus, the usual practice) or 'amplitude'")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--quiet", **quiet)
-    sub.add_parser("train", help="train the encoder (self-supervised, simulated frames); "
-                   "see `deepstem train --help`", add_help=False)
+    sub.add_parser("train", help="train the encoder, self-supervised: on your own frames (--frames FILE... "
+                   "--probe probe.json --out DIR) or on simulated frames (--config); see `deepstem train --help`",
+                   add_help=False)
     p = sub.add_parser("series", help="process an in situ time series (drift registration, reconstruct, atoms) "
                        "on dask.distributed", description="Register drift between consecutive frames, reconstruct "
                        "every frame and find its atoms (intensities fitted to the counts by default), as "
@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["train"]:
-        return train_main(argv[1:])
+        return cli_train.main(argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

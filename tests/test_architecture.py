@@ -13,7 +13,7 @@ PACKAGE = ROOT / "deepstem_utils"
 
 #: The floors of the package (its __init__ docstring): a module imports only from its own floor or below.
 FLOORS = {"core": 0, "physics": 1, "zemlin": 2, "network": 3, "atoms": 4, "insitu": 5, "evaluation": 6,
-          "io": 7, "interop": 7, "plotting": 7, "timing": 7, "widgets": 8, "cli": 9, "__main__": 10}
+          "io": 7, "interop": 7, "book": 7, "plotting": 7, "timing": 7, "widgets": 8, "cli": 9, "cli_train": 9, "__main__": 10}
 #: Third-party libraries that may be imported inside a function: heavy or optional ones.
 LAZY_ALLOWED = {"torch", "hyperspy", "dask", "distributed", "bm3d", "atomap", "ipywidgets", "trackpy", "abtem"}
 #: Modules without behaviour of their own to test (values, re-exports, the entry point).

@@ -85,6 +85,30 @@ def _check_image(image) -> np.ndarray:
     return array
 
 
+#: Tiles are multiples of this many pixels (every encoder's downsampling divides it).
+TILE_MULTIPLE = 32
+
+
+def _check_tiles(tile, overlap):
+    """``tile`` a multiple of :data:`TILE_MULTIPLE` of at least 128 px, ``overlap`` 0 to half of it (the blend
+    ramps at the two ends of a tile must not overlap)."""
+    if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < 128 or tile % TILE_MULTIPLE:
+        raise ValueError(f"tile must be a whole number of pixels, a multiple of {TILE_MULTIPLE} and at least 128, "
+                         f"got {tile!r}")
+    if isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer)) or not 0 <= overlap <= tile // 2:
+        raise ValueError(f"overlap must be a whole number of pixels from 0 to tile/2 = {tile // 2}, got {overlap!r}")
+
+
+def _finite(value, name: str) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return value
+
+
 def _check_sampling(sampling) -> float:
     try:
         sampling = float(sampling)
@@ -277,9 +301,20 @@ def reconstruct(
         raise ValueError("sampling is required for an array image: pass sampling=<Å per pixel>")
     array = _check_image(calibrated.data)
     sampling = _check_sampling(calibrated.sampling)
-    array, used_offset = remove_offset(array, offset)
-    obj = _reconstruct_array(array, probe, sampling, weights, tile, overlap, progress, bfloat16)
-    return calibrated.like(obj, "object function", _provenance(obj, sampling, probe, weights, used_offset, bfloat16))
+    _check_tiles(tile, overlap)
+    _model(weights)  # a missing or bad weights file fails before any work
+    # reconstruct is scale-equivariant: work on the frame divided by its largest value, so that no statistic of a
+    # frame with enormous (finite) values overflows, and scale back at the end
+    unit = float(array.max())
+    scaled_offset = offset if offset is None or isinstance(offset, str) else _finite(offset, "offset") / unit
+    array, used_offset = remove_offset(array / unit, scaled_offset)
+    with np.errstate(over="ignore"):
+        obj = _reconstruct_array(array, probe, sampling, weights, tile, overlap, progress, bfloat16) * unit
+    if not np.all(np.isfinite(obj)):
+        raise ValueError(f"the frame's values (max {unit:.3g}) are too large for a finite object: rescale the frame, "
+                         "e.g. to detector counts")
+    return calibrated.like(obj, "object function",
+                           _provenance(obj, sampling, probe, weights, used_offset * unit, bfloat16))
 
 
 def remove_offset(array: np.ndarray, offset) -> tuple[np.ndarray, float]:

@@ -58,6 +58,7 @@ DEFAULT_CONFIG = {
     "depth": 3,
     "stem": 1,
     "em_steps": 0,
+    "em_in_training": True,
     "target": "split",
     "split": 0.5,
     "sparsity": 0.1,
@@ -88,7 +89,9 @@ def check_config(config: dict) -> dict:
     ``adatoms`` [1/Å²], ``gamma`` (Z-exponent of the cross-sections) and ``object_width`` (the atoms' width in
     the object [Å]) may each be a number or a range ``[lo, hi]`` (:data:`RANGED`), drawn for every frame.
     Network: ``base``, ``depth``, ``stem`` (see :class:`model.UNet`), ``em_steps`` (data-consistency steps
-    after the encoder, :func:`model.em_refine`), ``atom_width`` (the encoder's fixed blur [Å]).
+    after the encoder, :func:`model.em_refine`, in :func:`reconstruct`; also inside the training loss unless
+    ``em_in_training`` is False, which halves the cost of a training step), ``atom_width`` (the encoder's fixed
+    blur [Å]).
     """
     unknown = set(config) - set(DEFAULT_CONFIG)
     if unknown:
@@ -185,7 +188,7 @@ def encode(net: UNet, batch: dict, config: dict) -> tuple[torch.Tensor, torch.Te
     The PSFs' transfer functions are computed once per batch (``batch["otfs"]``) and shared with the loss."""
     density = net(batch["inputs"])
     obj = atom_blur(density, batch["sigma"])
-    steps = int(config.get("em_steps", 0))
+    steps = int(config.get("em_steps", 0)) if config.get("em_in_training", True) else 0
     if steps and "otfs" not in batch:
         batch["otfs"] = em_otfs(batch["psf"], tuple(obj.shape[-2:]))
     return density, em_refine(obj, batch["inputs"][:, :1], batch["psf"], steps, otfs=batch.get("otfs"))
@@ -321,7 +324,8 @@ def train(config: dict | None = None, out: str | os.PathLike = "training", resum
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deepstem train", description="Train the DeepSTEM encoder "
-                                     "(self-supervised, on simulated frames; CPU).")
+                                     "(self-supervised, on simulated frames; CPU). To learn from your own frames: "
+                                     "deepstem train --frames FILE... --probe probe.json --out DIR")
     parser.add_argument("--config", help="JSON file with training options (seed, steps, batch, crop [px], lr, "
                         "base, depth, target 'split'|'same'|'supervised', split, checkpoint_every [steps], threads); "
                         "missing options take the defaults")
@@ -330,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in OUT")
     parser.add_argument("--overwrite", action="store_true", help="replace existing weights in OUT")
     parser.add_argument("--quick", action="store_true", help="a tiny run (seconds), for tests")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no report on stdout")
     args = parser.parse_args(argv)
     try:
         config = dict(QUICK_CONFIG if args.quick else DEFAULT_CONFIG)
@@ -338,11 +343,13 @@ def main(argv: list[str] | None = None) -> int:
                 config.update(json.loads(Path(args.config).read_text()))
             except (OSError, json.JSONDecodeError) as exc:
                 raise ValueError(f"cannot read config {args.config}: {exc}") from None
-        _, log = train(config, args.out, resume=args.resume, overwrite=args.overwrite)
+        _, log = train(config, args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
     except (ValueError, FileExistsError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
         print(f"deepstem train: error: {exc}", file=sys.stderr)
         return 2
-    print(f"weights written to {Path(args.out) / output_names(config)['weights']} (final held-out loss {log[-1]['val_loss']:.5f})")
+    if not args.quiet:
+        print(f"weights written to {Path(args.out) / output_names(config)['weights']} "
+              f"(final held-out loss {log[-1]['val_loss']:.5f})")
     return 0
 
 

@@ -173,3 +173,25 @@ def test_cached_probe_terms_give_the_same_encoder_input(frame):
     other = ds.Probe(frame.probe.energy, 20.0)
     other_psf = probe_terms(other, size, frame.sampling, (96, 112))[0]
     assert not torch.allclose(other_psf, cached_psf)
+
+
+def test_enormous_values_give_a_finite_object_or_a_clear_error(frame):
+    """reconstruct is scale-equivariant, also for values whose sum would overflow float64."""
+    base = reconstruct(frame.counts, frame.probe, sampling=frame.sampling, precision="float32")
+    big = reconstruct(frame.counts * 1e300, frame.probe, sampling=frame.sampling, precision="float32")
+    assert np.all(np.isfinite(big))
+    np.testing.assert_allclose(big / 1e300, base, rtol=1e-5, atol=1e-9 * base.max())
+    with pytest.raises(ValueError, match="too large"):  # the frame is finite, its brightest columns' object is not
+        reconstruct(frame.counts / frame.counts.max() * 1e308, frame.probe, sampling=frame.sampling)
+
+
+@pytest.mark.parametrize("tile, overlap, match", [(100, 16, "tile"), (1000, 16, "tile"), (128, -1, "overlap"),
+                                                  (128, 65, "overlap"), (256.0, 16, "tile"), (256, 8.5, "overlap")])
+def test_tile_and_overlap_that_cannot_work_fail_before_any_work(frame, tile, overlap, match):
+    with pytest.raises(ValueError, match=match):
+        reconstruct(frame.counts, frame.probe, sampling=frame.sampling, tile=tile, overlap=overlap)
+
+
+def test_a_missing_weights_file_fails_before_any_work(frame, tmp_path):
+    with pytest.raises(FileNotFoundError, match="weights"):
+        reconstruct(frame.counts, frame.probe, sampling=frame.sampling, weights=tmp_path / "none.pt")

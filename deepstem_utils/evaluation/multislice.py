@@ -1,0 +1,186 @@
+"""The multislice evaluation set: frames the linear image model did not make, and the oracles on them.
+
+``data/multislice_eval.npz`` (made by ``data/make_multislice_eval.py`` with abTEM:
+PRISM multislice, frozen phonons, focal spread, 60 and 80 kV, bare and on
+graphene) holds noiseless HAADF scans, the detected fraction per incident
+electron, and their ground truth. :class:`MultisliceSet` records them at any dose
+(Poisson counts, seeded) as :class:`MultisliceFrame` objects that the methods of
+:mod:`.sweeps` take like simulated frames.
+
+There is no object function behind a multislice frame, so the ideal observer of
+:mod:`.limits` (which knows the forward model) does not apply. In its place:
+
+* :func:`oracle_species` — the **oracle that knows the positions and the class
+  levels**: every column's counts fitted at its true position
+  (:func:`atoms.quantify.column_intensities`), each S site given the class whose
+  level (measured on the noiseless scan with the same fit) explains its counts best.
+* the same rule with the positions **estimated from the frame**
+  (``positions=`` the sites a method found): the bound a real method can approach.
+
+Model-based quantification (StatSTEM; Van Aert, den Dekker et al.) and the
+probability of error in atom counting (De Backer et al.) set these bounds in the
+same way for thicker columns; the book applies them to S-site counting in a monolayer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..atoms.quantify import column_intensities
+from ..physics.imaging import electrons_per_pixel
+from ..physics.probe import Probe, psf_grid
+from ..physics.specimen import Sites
+
+__all__ = ["MultisliceFrame", "MultisliceSet", "load_multislice_set", "class_levels", "oracle_species", "S_SPECIES"]
+
+#: The species of an S site, by the number of S atoms it holds.
+S_SPECIES = ("vacancy", "S1", "S2")
+
+
+@dataclass
+class MultisliceFrame:
+    """One multislice frame recorded at a dose, with its ground truth (the interface of ``dataset.Frame``).
+
+    Attributes
+    ----------
+    counts : (ny, nx) ndarray
+        Poisson counts [electrons].
+    expected : (ny, nx) ndarray
+        The noiseless multislice scan in counts (``image × dose × sampling²``).
+    sites : Sites
+        True columns (positions [Å], species).
+    probe : Probe
+        The probe the methods are given (measured or true, as chosen in :meth:`MultisliceSet.frame`).
+    true_probe : Probe
+        The probe of the simulation.
+    sampling : float
+        Pixel size [Å].
+    dose : float
+        Dose [e⁻/Å²].
+    condition : str
+        E.g. ``"80 kV, on graphene"``.
+    obj : None
+        No object function stands behind a multislice frame.
+    """
+
+    counts: np.ndarray
+    expected: np.ndarray
+    sites: Sites
+    probe: Probe
+    true_probe: Probe
+    sampling: float
+    dose: float
+    condition: str
+    obj: None = None
+
+    @property
+    def electrons_per_pixel(self) -> float:
+        """Incident electrons per pixel."""
+        return electrons_per_pixel(self.dose, self.sampling)
+
+
+@dataclass
+class MultisliceSet:
+    """The noiseless scans of the set and their ground truth (:func:`load_multislice_set`)."""
+
+    images: np.ndarray
+    sampling: float
+    conditions: list
+    energies: np.ndarray
+    sites: list
+    true_probes: list
+    settings: dict
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def frame(self, i: int, dose: float, seed: int = 0, probe: Probe | None = None) -> MultisliceFrame:
+        """Frame ``i`` recorded at ``dose`` [e⁻/Å²] (Poisson noise seeded by ``(seed, i, dose)``), handed to the
+        methods with ``probe`` (default: the true probe; pass the measured one for the full chain)."""
+        if not (np.isfinite(dose) and dose > 0):
+            raise ValueError(f"dose must be a positive number of e⁻/Å², got {dose!r}")
+        expected = self.images[i].astype(np.float64) * electrons_per_pixel(dose, self.sampling)
+        rng = np.random.default_rng([seed, i, int(round(dose))])
+        return MultisliceFrame(rng.poisson(expected).astype(np.float64), expected, self.sites[i],
+                               self.true_probes[i] if probe is None else probe, self.true_probes[i], self.sampling,
+                               float(dose), self.conditions[i])
+
+
+def load_multislice_set(path: str | Path) -> MultisliceSet:
+    """Read ``data/multislice_eval.npz`` (or a file of the same layout), with clear errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run data/make_multislice_eval.py to make it")
+    with np.load(path, allow_pickle=False) as data:
+        missing = {"images", "sampling", "condition", "energy", "sites", "probes", "settings"} - set(data.files)
+        if missing:
+            raise ValueError(f"{path.name} is not a multislice evaluation set (missing {sorted(missing)})")
+        images = np.asarray(data["images"], np.float32)
+        sites = [Sites(np.array(s["x"], float), np.array(s["y"], float), np.array(s["species"], dtype=object))
+                 for s in json.loads(str(data["sites"]))]
+        probes = [Probe.from_dict(p, origin=f"{path.name} probe") for p in json.loads(str(data["probes"]))]
+        return MultisliceSet(images, float(data["sampling"]), [str(c) for c in data["condition"]],
+                             np.asarray(data["energy"], float), sites, probes, json.loads(str(data["settings"])))
+
+
+def _fit(image: np.ndarray, xy: np.ndarray, psf: np.ndarray, sampling: float) -> tuple[np.ndarray, np.ndarray]:
+    values, _, errors = column_intensities(image, xy[:, 0], xy[:, 1], psf, sampling, return_errors=True)
+    return values, errors
+
+
+def class_levels(frame: MultisliceFrame, psf: np.ndarray | None = None) -> dict:
+    """The counts fitted at the true S sites of the **noiseless** scan, per class: ``{species: median}``.
+
+    What the oracle knows: how many counts a column of each class gives, in this very frame and fit.
+    """
+    psf = _psf(frame) if psf is None else psf
+    xy = np.stack([frame.sites.x, frame.sites.y], 1)
+    values, _ = _fit(frame.expected, xy, psf, frame.sampling)
+    species = np.asarray(frame.sites.species).astype(str)
+    return {c: float(np.nanmedian(values[species == c])) for c in S_SPECIES if np.any(species == c)}
+
+
+def _psf(frame: MultisliceFrame) -> np.ndarray:
+    size = psf_grid(frame.sampling)
+    return frame.probe.intensity((size, size), frame.sampling)
+
+
+def oracle_species(frame: MultisliceFrame, positions: np.ndarray | None = None, psf: np.ndarray | None = None,
+                   levels: dict | None = None) -> np.ndarray:
+    """S-site species by the counts fitted at known positions, classified with known class levels.
+
+    Parameters
+    ----------
+    frame : MultisliceFrame
+        The noisy frame and its truth.
+    positions : (n_sites, 2) ndarray, optional
+        Where to fit each true site's column [Å]: default the true positions (the oracle); pass the positions a
+        method estimated (matched to the true sites) for the bound a real method can approach.
+    psf : ndarray, optional
+        The fitting kernel (default: the probe the frame was handed, on the frame's grid).
+    levels : dict, optional
+        Class levels [counts] (default :func:`class_levels` of the frame).
+
+    Returns
+    -------
+    (n_sites,) ndarray of str
+        The class of every true S site (``""`` for other sites). Each class's spread is Poisson around its
+        level plus the fit's own error (its standard error at that site), and classes weigh equally.
+    """
+    psf = _psf(frame) if psf is None else psf
+    levels = class_levels(frame, psf) if levels is None else levels
+    xy = np.stack([frame.sites.x, frame.sites.y], 1) if positions is None else np.asarray(positions, float)
+    values, errors = _fit(frame.counts, xy, psf, frame.sampling)
+    species = np.asarray(frame.sites.species).astype(str)
+    out = np.full(len(species), "", dtype=object)
+    s_sites = np.isin(species, S_SPECIES) & np.isfinite(values)
+    names = [c for c in S_SPECIES if c in levels]
+    means = np.array([levels[c] for c in names])
+    spread = np.maximum(np.nan_to_num(errors[s_sites], nan=1.0), 1e-6)
+    logp = -0.5 * ((values[s_sites, None] - means[None, :]) / spread[:, None]) ** 2
+    out[s_sites] = np.array(names, dtype=object)[np.argmax(logp, axis=1)]
+    return out

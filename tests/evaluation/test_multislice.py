@@ -1,0 +1,85 @@
+"""The multislice evaluation set: its generating script (quick mode), the loader, frames at a dose, the oracle."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepstem_utils.evaluation import multislice
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def quick_set(tmp_path_factory):
+    """The generating script in quick mode: one tiny abTEM cell (a few seconds of multislice)."""
+    pytest.importorskip("abtem")
+    out = tmp_path_factory.mktemp("ms") / "quick.npz"
+    result = subprocess.run([sys.executable, str(ROOT / "data" / "make_multislice_eval.py"), "--quick", "--out",
+                             str(out)], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return multislice.load_multislice_set(out)
+
+
+def test_the_script_runs_and_the_set_loads_with_its_truth(quick_set):
+    assert len(quick_set) == 1 and quick_set.images.shape[1:] == (24, 24)
+    assert quick_set.sampling == pytest.approx(0.16)
+    sites = quick_set.sites[0]
+    assert {"Mo", "S2"} <= set(sites.species) and len(sites.x) == len(sites.species)
+    probe = quick_set.true_probes[0]
+    assert probe.focal_spread > 0 and probe.energy == quick_set.energies[0]
+    # a HAADF scan of a monolayer: a few thousandths of the beam reach the detector, brightest on Mo
+    image = quick_set.images[0]
+    assert 5e-4 < image.mean() < 5e-2 and image.min() >= 0
+
+
+def test_frames_at_a_dose_are_poisson_and_reproducible(quick_set):
+    a = quick_set.frame(0, 1e4, seed=1)
+    b = quick_set.frame(0, 1e4, seed=1)
+    assert np.array_equal(a.counts, b.counts) and a.obj is None
+    assert a.expected.mean() == pytest.approx(quick_set.images[0].mean() * 1e4 * 0.16**2)
+    big = quick_set.frame(0, 1e8, seed=2)
+    assert big.counts.mean() == pytest.approx(big.expected.mean(), rel=0.01)
+    with pytest.raises(ValueError, match="dose"):
+        quick_set.frame(0, -1.0)
+
+
+@pytest.fixture(scope="module")
+def committed_set():
+    """The committed evaluation set (data/multislice_eval.npz)."""
+    return multislice.load_multislice_set(ROOT / "data" / "multislice_eval.npz")
+
+
+def test_the_committed_set_covers_its_conditions(committed_set):
+    assert {"80 kV, bare", "80 kV, on graphene", "60 kV, bare", "60 kV, on graphene"} <= set(committed_set.conditions)
+    for sites in committed_set.sites:
+        species = set(np.asarray(sites.species).astype(str))
+        assert {"Mo", "S2", "S1", "vacancy"} <= species
+
+
+def test_the_oracle_counts_s_atoms_at_high_dose(committed_set):
+    frame = committed_set.frame(0, 1e7, seed=3)
+    species = np.asarray(frame.sites.species).astype(str)
+    found = multislice.oracle_species(frame)
+    side = committed_set.images.shape[-1] * committed_set.sampling
+    inner = (frame.sites.x > 0.6) & (frame.sites.x < side - 0.6) & (frame.sites.y > 0.6) & (frame.sites.y < side - 0.6)
+    s_sites = np.isin(species, multislice.S_SPECIES) & (found != "") & inner  # (edge columns are cut by the frame)
+    assert s_sites.sum() >= 20 and np.mean(found[s_sites] == species[s_sites]) > 0.98
+    levels = multislice.class_levels(frame)
+    assert levels["S2"] > levels.get("S1", 0.0)
+    # and it can fail: at a dose too low to count, or at the wrong places, it is no longer right everywhere
+    shifted = np.stack([frame.sites.x + 0.9, frame.sites.y], 1)
+    wrong = multislice.oracle_species(frame, positions=shifted)
+    assert np.mean(wrong[s_sites] == species[s_sites]) < np.mean(found[s_sites] == species[s_sites])
+
+
+def test_a_foreign_file_is_refused(tmp_path):
+    np.savez(tmp_path / "other.npz", images=np.zeros((1, 4, 4)))
+    with pytest.raises(ValueError, match="not a multislice evaluation set"):
+        multislice.load_multislice_set(tmp_path / "other.npz")
+    with pytest.raises(FileNotFoundError, match="make_multislice_eval"):
+        multislice.load_multislice_set(tmp_path / "missing.npz")
