@@ -1,4 +1,4 @@
-"""Judging the methods (chapters 4-7): metrics, classical baselines, the physical limits, dose sweeps.
+"""Judging the methods (chapters 4-8): metrics, classical baselines, the physical limits, dose sweeps.
 
 * :mod:`.metrics` — PSNR, class separation, sites matched and scored against ground truth (frames and series).
 * :mod:`.baselines` — Gaussian filter, Wiener, Richardson-Lucy, BM3D, Atomap's 2-D Gaussians.

@@ -105,7 +105,7 @@ def atomap_sites(image: np.ndarray, sites, sampling: float, one_atom_fraction: f
     which refines its position. Atomap fits each Gaussian after subtracting the
     lowest values around it, so its amplitudes are not linear in the atoms: a
     Gaussian fitted where there is no atom picks up its neighbours' flanks (on
-    chapter 7's real frame the hollow sites read 0.85 of an S site). The volumes are
+    chapter 8's real frame the hollow sites read 0.85 of an S site). The volumes are
     therefore measured as model-based quantification does (StatSTEM): Gaussians of
     the median width Atomap fitted, at the refined positions, fitted jointly with
     one constant background to the whole frame (:func:`quantify.column_intensities`).

@@ -1,4 +1,4 @@
-"""The in situ case study (chapter 6): a kinetic twin of MoS₂ growth, its acquisition, the series pipeline.
+"""The in situ case study (chapter 7): a kinetic twin of MoS₂ growth, its acquisition, the series pipeline.
 
 * :mod:`.kinetics` — Arrhenius rates and a MoS₂ grain on its own lattice.
 * :mod:`.twin` — the kinetic Monte Carlo model of MoS₂ forming from (NH₄)₂MoS₄ at 500 °C.

@@ -1,4 +1,4 @@
-"""The growth twin's frames as a microscope records them (chapter 6).
+"""The growth twin's frames as a microscope records them (chapter 7).
 
 :class:`SeriesAcquisition` renders each configuration of the kinetic twin
 (:mod:`.twin`) through the physics of chapter 1: the object function of the
@@ -21,7 +21,7 @@ from ..physics.specimen import Sites, haadf_cross_section, object_function
 __all__ = ["SeriesAcquisition", "SERIES_DOSE", "SERIES_DWELL_TIME", "SERIES_SAMPLING"]
 
 
-#: Chapter 6's acquisition settings per frame (the defaults of :class:`SeriesAcquisition`): dose [e⁻/Å²],
+#: Chapter 7's acquisition settings per frame (the defaults of :class:`SeriesAcquisition`): dose [e⁻/Å²],
 #: dwell time per pixel [µs], pixel size [Å].
 SERIES_DOSE, SERIES_DWELL_TIME, SERIES_SAMPLING = 2e4, 2.0, 0.16
 
@@ -37,7 +37,7 @@ class SeriesAcquisition:
     frames : list of TwinFrame
         From :func:`simulate_growth`.
     probe : Probe
-        The probe (chapter 6 uses the probe measured in chapter 2).
+        The probe (chapter 7 uses the probe measured in chapter 2).
     shape : (int, int)
         ``(ny, nx)`` of every frame [px].
     sampling : float

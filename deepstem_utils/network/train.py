@@ -15,7 +15,7 @@ learns exactly that failure.
 ``target="supervised"`` trains the same network the other way, the way a user
 of AtomAI-style tools would: its (atom-blurred) output is scored against the
 ground-truth object by the mean squared error. It needs ground truth, so it can
-only learn from simulations; it is the supervised baseline of chapter 05,
+only learn from simulations; it is the supervised baseline of chapter 6,
 written to ``supervised_unet.pt`` rather than ``deepstem.pt``.
 
 Run ``deepstem train --config CONFIG.json --out DIR`` or

@@ -21,7 +21,7 @@ __all__ = ["WEIGHTS", "SUPERVISED_WEIGHTS", "WEIGHTS_FORMAT", "sha256", "save_mo
 
 #: Where the shipped weights live (made by ``deepstem train``; see ``weights/deepstem.json``).
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "deepstem.pt"
-#: The supervised baseline (same network and frames, trained against the ground truth; chapter 05).
+#: The supervised baseline (same network and frames, trained against the ground truth; chapter 6).
 SUPERVISED_WEIGHTS = WEIGHTS.with_name("supervised_unet.pt")
 #: Tag stored in every weights file, checked on load.
 WEIGHTS_FORMAT = "deepstem-weights-v1"
