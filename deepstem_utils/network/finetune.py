@@ -43,7 +43,7 @@ __all__ = ["FINETUNE_DEFAULTS", "electron_counts", "dihedral", "heldout_split", 
 
 #: Options of a fine-tuning run (see :func:`finetune`).
 FINETUNE_DEFAULTS = {"steps": 400, "batch": 4, "crop": 96, "lr": 3e-4, "seed": 0, "split": 0.5, "holdout": 0.2,
-                     "eval_every": 25, "patience": 6, "threads": 2}
+                     "eval_every": 25, "patience": 6, "threads": 2, "thin": 0.1}
 #: Smallest mean number of detected electrons per pixel a frame must hold to be trained on.
 MIN_ELECTRONS = 0.05
 #: A photon-transfer line explaining less than this share of the variance is no shot-noise signature.
@@ -129,10 +129,18 @@ def _odd_psf(probe: Probe, sampling: float) -> np.ndarray:
 
 
 def _batch(crops: list[np.ndarray], psfs: list[np.ndarray], split: float, sigma: float,
-           rng: np.random.Generator) -> dict:
-    """Binomial halves of electron-count crops as a training batch (the layout of :func:`train.make_batch`)."""
+           rng: np.random.Generator, thin: float = 1.0) -> dict:
+    """Binomial halves of electron-count crops as a training batch (the layout of :func:`train.make_batch`).
+
+    With ``thin`` < 1 every crop is first thinned binomially to a fraction drawn log-uniformly in
+    ``[thin, 1]`` of its counts: a thinned Poisson frame is a Poisson frame at a lower dose, so the network
+    learns the frame's specimen at every dose down to that fraction.
+    """
     xs, ys = [], []
     for counts in crops:
+        if thin < 1:
+            keep = float(np.exp(rng.uniform(np.log(thin), 0.0)))
+            counts = rng.binomial(counts.astype(np.int64), keep).astype(np.float64)
         x1 = rng.binomial(counts.astype(np.int64), split).astype(np.float64)
         scale = max(x1.mean(), 1e-3)
         xs.append(x1 / scale)
@@ -158,7 +166,8 @@ class Heldout:
     (:meth:`score` for the encoder; :func:`poisson_nll` for any other estimate).
     """
 
-    def __init__(self, frames, starts, psf: np.ndarray, split: float, sigma: float, seed: int, multiple: int):
+    def __init__(self, frames, starts, psf: np.ndarray, split: float, sigma: float, seed: int, multiple: int,
+                 thin: float = 1.0):
         rng = np.random.default_rng([seed, 10**9])
         self.split, self.items = split, []
         psf_t = torch.from_numpy(np.ascontiguousarray(psf, dtype=np.float32))[None, None]
@@ -166,6 +175,8 @@ class Heldout:
             stripe = electrons[start:]
             h, w = (stripe.shape[0] // multiple) * multiple, (stripe.shape[1] // multiple) * multiple
             stripe = stripe[:h, :w]
+            if thin < 1:  # an independent realisation at a lower dose: binomial thinning of Poisson counts
+                stripe = rng.binomial(stripe.astype(np.int64), thin).astype(np.float64)
             x1 = rng.binomial(stripe.astype(np.int64), split).astype(np.float64)
             x2 = stripe - x1
             scale = max(x1.mean(), 1e-3)
@@ -177,6 +188,16 @@ class Heldout:
     def factor(self) -> float:
         """Expected counts of ``x2`` per expected count of ``x1``."""
         return (1 - self.split) / self.split
+
+    def score_image(self, predict) -> float:
+        """Held-out Poisson NLL per pixel [nats] of any method: ``predict(x1)`` returns its estimate of the expected
+        image of ``x1`` [counts] (e.g. a Gaussian-filtered ``x1``, or the decoded image of a deconvolution)."""
+        total, pixels = 0.0, 0
+        for item in self.items:
+            expected = np.asarray(predict(item["x1"]), float) * self.factor
+            total += float(poisson_nll(expected, item["x2"]).sum())
+            pixels += expected.size
+        return total / pixels
 
     def score(self, net: UNet, config: dict) -> float:
         """Held-out Poisson negative log-likelihood per pixel [nats, detected electrons] of the encoder's decoded
@@ -224,7 +245,9 @@ def finetune(frames, probe: Probe, sampling: float, out: str | os.PathLike, *, i
     **options
         :data:`FINETUNE_DEFAULTS`: ``steps``, ``batch``, ``crop`` [px], ``lr``, ``seed``, ``split`` (binomial
         fraction given to the encoder), ``holdout`` (fraction of every frame's rows held out), ``eval_every``
-        [steps], ``patience`` [evaluations], ``threads``.
+        [steps], ``patience`` [evaluations], ``threads``, ``thin`` (every training crop is thinned to a
+        random fraction of its dose, log-uniform down to ``thin``, so the network learns the specimen at lower
+        doses than the frame's).
 
     Returns
     -------
@@ -300,7 +323,7 @@ def finetune(frames, probe: Probe, sampling: float, out: str | os.PathLike, *, i
             k = int(rng.integers(8))
             crops.append(dihedral(electrons[i][r:r + crop, c:c + crop], k))
             psfs.append(dihedral(psf, k))
-        batch = _batch(crops, psfs, opts["split"], sigma, rng)
+        batch = _batch(crops, psfs, opts["split"], sigma, rng, opts["thin"])
         net.train()
         _, obj = encode(net, batch, config)
         loss = poisson_loss(decode(obj, batch["psf"]), batch["target"])
@@ -338,6 +361,8 @@ def _check_options(opts: dict):
         raise ValueError(f"holdout must be a fraction of the rows between 0 and 0.9, got {opts['holdout']!r}")
     if not (np.isfinite(opts["lr"]) and opts["lr"] > 0):
         raise ValueError(f"lr must be > 0, got {opts['lr']!r}")
+    if not 0 < opts["thin"] <= 1:
+        raise ValueError(f"thin must be a fraction in (0, 1] (the lowest relative dose trained on), got {opts['thin']!r}")
 
 
 def _start(init) -> tuple[UNet, dict, dict]:
