@@ -12,8 +12,10 @@ Usage (``<build>`` is the ``_build`` folder under ``--path-output``)::
     python tools/build_times.py --quick /tmp/quick/_build --full _build  # both columns, Markdown for benchmarks/README.md
 
 A chapter taken from an older cache entry shows the time of the run that made
-that entry, with its date; a chapter that failed to execute has no entry and
-shows "failed" (its traceback is in the project records).
+that entry, with its date (myst-nb reuses an entry whose code cells are the same,
+even under another file name: such a chapter is found by its code); a chapter that
+failed to execute has no entry and shows "failed" (its traceback is in the project
+records).
 """
 
 from __future__ import annotations
@@ -23,25 +25,37 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+import jupytext
+import yaml
 from jupyter_cache import get_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def read_times(build: Path) -> dict[str, tuple[float | None, datetime | None]]:
+def toc_chapters() -> list[str]:
+    """The notebooks of the book's table of contents, as paths relative to the repository (with suffix)."""
+    toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
+    files = [c["file"] for part in toc.get("parts", []) for c in part.get("chapters", [])]
+    return [f"{f}.md" for f in files if f.startswith("notebooks/")]
+
+
+def read_times(build: Path, notebooks: list[str] | None = None) -> dict[str, tuple[float | None, datetime | None]]:
     """Execution seconds of each notebook in a build's jupyter cache.
 
     Parameters
     ----------
     build : Path
         The build's ``_build`` folder (holding ``.jupyter_cache``).
+    notebooks : list of str, optional
+        Notebooks (paths relative to the repository) to find by their code when no
+        cache entry carries their name; the book's chapters by default.
 
     Returns
     -------
     dict
-        Notebook path (relative to the repository when inside it) ->
-        ``(seconds [s], time the record was made)``; ``(None, None)`` for a notebook
-        of the project whose execution failed.
+        Notebook path (relative to the repository) -> ``(seconds [s], time the record
+        was made)``, for the notebooks asked for that the build executed;
+        ``(None, None)`` for one whose execution failed.
     """
     cache_dir = Path(build) / ".jupyter_cache"
     if not (cache_dir / "global.db").exists():
@@ -53,7 +67,15 @@ def read_times(build: Path) -> dict[str, tuple[float | None, datetime | None]]:
     for project in cache.list_project_records():
         if project.traceback and _name(project.uri) not in times:
             times[_name(project.uri)] = (None, None)
-    return dict(sorted(times.items()))
+    for notebook in toc_chapters() if notebooks is None else notebooks:
+        if notebook not in times and (ROOT / notebook).exists():
+            try:
+                record = cache.match_cache_notebook(jupytext.read(ROOT / notebook))
+            except KeyError:  # never executed with this code
+                continue
+            times[notebook] = (record.data.get("execution_seconds"), record.created)
+    wanted = toc_chapters() if notebooks is None else notebooks
+    return {name: times[name] for name in wanted if name in times}
 
 
 def _name(uri: str) -> str:
@@ -71,19 +93,20 @@ def _cell(entry: tuple[float | None, datetime | None] | None) -> str:
     return "failed" if seconds is None else f"{seconds:.0f}"
 
 
-def table(columns: dict[str, dict[str, tuple[float | None, datetime | None]]]) -> str:
+def table(columns: dict[str, dict[str, tuple[float | None, datetime | None]]], names: list[str]) -> str:
     """A Markdown table: one row per chapter, one column of seconds per build, a total row.
 
     Parameters
     ----------
     columns : dict
         Column title -> the :func:`read_times` of one build.
+    names : list of str
+        The rows: notebook paths; "–" where a build has no time for one.
 
     Returns
     -------
     str
     """
-    names = sorted({name for times in columns.values() for name in times})
     heads = [f"{title} [s]" for title in columns]
     lines = ["| chapter | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(heads)]
     for name in names:
@@ -113,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         columns["full"] = read_times(args.full)
     if not columns:
         parser.error("give a build folder, or --quick and/or --full")
-    print(table(columns))
+    print(table(columns, toc_chapters()))
     return 0
 
 
