@@ -23,7 +23,9 @@ of it:
   ``np.float64(0.5)``.
 
 This module imports nothing from the package: it configures matplotlib, pandas,
-tqdm and the random generators that the package's modules use.
+tqdm and the random generators that the package's modules use. So any floor may
+import it (the explorers of ``widgets`` could record their snapshots' text size
+with :func:`figure_png` once ``tests/test_architecture.py`` lists a floor for it).
 """
 
 from __future__ import annotations
