@@ -18,7 +18,8 @@ from IPython.display import display
 from .physics.imaging import linear_image
 from .physics.optics import aberration_phase
 from .physics.probe import Probe
-from .plotting import show_image, tableau_montage
+from .book import figure_png
+from .plotting import column_figure, show_image, tableau_montage
 from .zemlin.diffractogram import diffractogram
 from .zemlin.tableau import amorphous_carbon, simulate_tableau
 
@@ -44,11 +45,11 @@ class _Explorer:
             plt.close(fig)
 
     def _png(self) -> str:
+        """The snapshot as the book shows every figure (:func:`book.figure_png`: the smallest text recorded)."""
         fig = self.figure()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=self.dpi)
+        png = figure_png(fig)
         plt.close(fig)
-        return base64.b64encode(buf.getvalue()).decode()
+        return base64.b64encode(png).decode()
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
@@ -138,7 +139,8 @@ class ProbeExplorer(_Explorer):
         probe = self.probe(**values)
         psf = probe.intensity(self.psf_shape, self.sampling)
         image = linear_image(self.obj, psf)
-        fig, axes = plt.subplots(1, 3, figsize=(13, 4.0), constrained_layout=True)
+        fig, axes = column_figure(2, 2, colorbar=True)
+        axes = axes.ravel()
         c = self.psf_shape[0] // 2
         r = int(round(6.0 / self.sampling))
         crop = psf[c - r : c + r + 1, c - r : c + r + 1]
@@ -146,8 +148,7 @@ class ProbeExplorer(_Explorer):
                         label="fraction per pixel", scalebar=2.0)  # fmt: skip
         im.set_extent([-r * self.sampling - self.sampling / 2, r * self.sampling + self.sampling / 2] * 2)
         coherent = dataclasses.replace(probe, focal_spread=0.0).intensity(self.psf_shape, self.sampling).max()
-        axes[0].set_title(f"probe |P|²: d50 {probe.d50():.2f} Å, peak {psf.max() / coherent:.2f}× the "
-                          "coherent probe's", fontsize=10)
+        axes[0].set_title(f"probe: d50 {probe.d50():.2f} Å, peak {psf.max() / coherent:.2f}× coherent")
         # aberration phase inside the aperture
         m = 129
         k = np.linspace(-1, 1, m) * probe.cutoff_frequency
@@ -159,8 +160,15 @@ class ProbeExplorer(_Explorer):
         axes[1].set_xlabel("α_x [mrad]")
         axes[1].set_ylabel("α_y [mrad]")
         axes[1].set_title("aberration phase χ in the aperture")
-        plt.colorbar(p, ax=axes[1], fraction=0.046, pad=0.04).set_label("χ / π [rad/π]")
+        plt.colorbar(p, ax=axes[1], fraction=0.046, pad=0.04).set_label("χ / π")
         show_image(axes[2], image, self.sampling, "linear image |P|² ⊛ O", label="detected fraction")
+        radius = (np.arange(r + 1)) * self.sampling
+        axes[3].plot(radius, psf[c, c:c + r + 1] / psf.max(), color="tab:red", label="along x")
+        axes[3].plot(radius, psf[c:c + r + 1, c] / psf.max(), color="tab:blue", ls="--", label="along y")
+        axes[3].axvline(probe.d50() / 2, color="0.4", lw=0.8)
+        axes[3].set(xlabel="distance from the centre [Å]", ylabel="intensity / peak", yscale="log", ylim=(1e-4, 1.5),
+                    title="probe profile (grey: d50 / 2)")
+        axes[3].legend()
         return fig
 
     def _label(self) -> str:
@@ -217,7 +225,8 @@ class TableauExplorer(_Explorer):
         stack = simulate_tableau(ab, self.tilts, self.energy, self.shape, self.sampling, dose=np.inf,
                                  focal_spread=30.0, angular_spread=0.0, specimen=self.specimen, quadrature=(3, 1))  # fmt: skip
         spectra = [diffractogram(img, tile=self.shape[0]) for img in stack]
-        fig = plt.figure(figsize=(7, 7))
+        side = plt.rcParams["figure.figsize"][0]
+        fig = plt.figure(figsize=(side, side))
         tableau_montage(fig, spectra, self.tilts, 1 / (self.shape[0] * self.sampling), k_max=0.7,
                         title=f"{self.which.value} = {self.value.value:g} Å (recorded at C10 = {self.base.get('C10', 0):g} Å)")
         return fig
