@@ -29,13 +29,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
+from ..atoms.find import find_atoms
 from ..atoms.quantify import column_intensities
 from ..physics.imaging import electrons_per_pixel
 from ..physics.probe import Probe, psf_grid
 from ..physics.specimen import Sites
+from .metrics import match_sites
 
-__all__ = ["MultisliceFrame", "MultisliceSet", "load_multislice_set", "class_levels", "oracle_species", "S_SPECIES"]
+__all__ = ["MultisliceFrame", "MultisliceSet", "load_multislice_set", "class_levels", "oracle_species", "oracle_rows",
+           "S_SPECIES", "ORACLE", "ORACLE_ESTIMATED"]
+
+#: Names of the oracles' rows in a sweep table.
+ORACLE, ORACLE_ESTIMATED = "oracle (positions, levels)", "oracle (levels; positions found)"
 
 #: The species of an S site, by the number of S atoms it holds.
 S_SPECIES = ("vacancy", "S1", "S2")
@@ -184,3 +191,34 @@ def oracle_species(frame: MultisliceFrame, positions: np.ndarray | None = None, 
     logp = -0.5 * ((values[s_sites, None] - means[None, :]) / spread[:, None]) ** 2
     out[s_sites] = np.array(names, dtype=object)[np.argmax(logp, axis=1)]
     return out
+
+
+def _balanced(found: np.ndarray, truth: np.ndarray, inside: np.ndarray) -> float:
+    recalls = [float(np.mean(found[inside & (truth == c)] == c)) for c in S_SPECIES if np.any(inside & (truth == c))]
+    return float(np.mean(recalls)) if recalls else float("nan")
+
+
+def oracle_rows(frame: MultisliceFrame, psf: np.ndarray, extent: tuple[float, float], margin: float = 0.5) -> list:
+    """Sweep records of the two oracles on one frame (balanced S-site accuracy over the true S sites inside
+    the frame less ``margin`` [Å]): :data:`ORACLE` at the true positions, and :data:`ORACLE_ESTIMATED` with the
+    positions found by locating the columns in the Gaussian-filtered frame and refining them in the counts
+    (``find_atoms(..., counts=, psf=)``), a site not found counting as misidentified."""
+    truth = np.asarray(frame.sites.species).astype(str)
+    x, y = np.asarray(frame.sites.x), np.asarray(frame.sites.y)
+    inside = (x > margin) & (x < extent[0] - margin) & (y > margin) & (y < extent[1] - margin)
+    levels = class_levels(frame, psf)
+    exact = oracle_species(frame, psf=psf, levels=levels)
+    smoothed = ndimage.gaussian_filter(frame.counts, 0.25 / frame.sampling, mode="reflect")
+    found = find_atoms(smoothed, frame.sampling, one_atom_fraction=0.5, counts=frame.counts, psf=psf, quiet=True)
+    positions = np.stack([x, y], 1)
+    located = np.zeros(len(x), bool)
+    if len(found):
+        i, j = match_sites(found, x, y, 0.6)
+        positions[j] = found[["x", "y"]].to_numpy()[i]
+        located[j] = True
+    estimated = oracle_species(frame, positions=positions, psf=psf, levels=levels)
+    estimated[~located] = "missed"
+    nan = float("nan")
+    return [{"method": name, "dose": frame.dose, "s_accuracy": _balanced(species, truth, inside), "mo_rmse": nan,
+             "F1_Mo": nan, "F1_S2": nan, "F1_S1": nan} for name, species in ((ORACLE, exact),
+                                                                             (ORACLE_ESTIMATED, estimated))]

@@ -27,9 +27,10 @@ from ..network.weights import SUPERVISED_WEIGHTS
 from ..physics.probe import psf_grid
 from . import baselines, limits, metrics
 from .calibration import one_atom_fraction
+from .multislice import oracle_rows
 
-__all__ = ["METHODS", "PEERS", "OPTIONAL", "method_name", "estimate", "atomap_peer", "evaluate_frame", "dose_sweep",
-           "dose_for_accuracy"]
+__all__ = ["METHODS", "PEERS", "OPTIONAL", "RL_ITERATIONS", "method_name", "estimate", "atomap_peer",
+           "evaluate_frame", "dose_sweep", "multislice_sweep", "dose_for_accuracy"]
 
 #: Methods compared, in the order of the tables. A ``+fit`` method locates the columns in the object of the
 #: method before the ``+`` and fits their intensities to the counts (``find_atoms(..., counts=, psf=)``).
@@ -80,8 +81,13 @@ def atomap_peer(frame, psf: np.ndarray) -> pd.DataFrame:
     return baselines.atomap_sites(frame.counts, start, frame.sampling)
 
 
+#: Richardson-Lucy iterations on a frame without a ground-truth object (no PSNR to pick the best count by).
+RL_ITERATIONS = 30
+
+
 def estimate(method: str, frame, psf: np.ndarray, rl_max: int = 100) -> np.ndarray:
-    """Object estimate of ``frame`` by ``method`` (counts units; RL at its best iteration by PSNR).
+    """Object estimate of ``frame`` by ``method`` (counts units; RL at its best iteration by PSNR, or
+    :data:`RL_ITERATIONS` on a frame with no ground-truth object, such as a multislice frame).
 
     ``"supervised_unet"`` is the AtomAI-style alternative: DeepSTEM's encoder
     trained on the same simulated frames, but against their ground-truth object
@@ -98,6 +104,8 @@ def estimate(method: str, frame, psf: np.ndarray, rl_max: int = 100) -> np.ndarr
     if method == "bm3d":
         return baselines.bm3d(frame.counts)
     if method == "richardson_lucy":
+        if frame.obj is None:
+            return baselines.richardson_lucy(frame.counts, psf, RL_ITERATIONS)
         best, best_psnr = None, -np.inf
         for est in baselines.richardson_lucy_path(frame.counts, psf, rl_max):
             p = metrics.psnr(frame.obj, est / frame.electrons_per_pixel)
@@ -147,6 +155,8 @@ def evaluate_frame(frame, methods=METHODS, rl_max: int = 100) -> list[dict]:
         rows.append({"method": method_name(method), "dose": frame.dose, "s_accuracy": score["s_site_accuracy"],
                      "mo_rmse": score["mo_rmse"], "F1_Mo": per.loc["Mo", "F1"], "F1_S2": per.loc["S2", "F1"],
                      "F1_S1": per.loc["S1", "F1"]})
+    if frame.obj is None:  # no forward model behind the frame (multislice): the oracles of :mod:`.multislice`
+        return rows + oracle_rows(frame, psf, extent)
     io = limits.ideal_observer(frame, psf)
     sp = np.asarray(frame.sites.species).astype(str)
     margin = 0.5
@@ -198,6 +208,46 @@ def dose_sweep(doses, n_frames: int, shape=(192, 192), probe=None, sampling: flo
                                    **specimen_options)
             for row in evaluate_frame(frame, methods, rl_max):
                 rows.append({**row, "frame": i})
+            bar.update()
+    bar.close()
+    return pd.DataFrame(rows)
+
+
+def multislice_sweep(evaluation_set, doses, methods=METHODS, probes: dict | None = None, frames=None, seed: int = 0,
+                     progress: bool = True) -> pd.DataFrame:
+    """Every method on the frames of a multislice evaluation set (:class:`.multislice.MultisliceSet`), over dose.
+
+    Parameters
+    ----------
+    evaluation_set : MultisliceSet
+        Noiseless multislice scans with their truth.
+    doses : sequence of float
+        Doses [e⁻/Å²]; frame ``i`` at every dose is the same scan with other Poisson counts.
+    methods : sequence of str or callable
+        As in :func:`evaluate_frame`.
+    probes : dict, optional
+        The probe the methods are given, by beam energy [eV] (e.g. measured from a Zemlin tableau: the full
+        chain); the true probe of the simulation for an energy not in it.
+    frames : sequence of int, optional
+        Which frames (default: all).
+
+    Returns
+    -------
+    DataFrame
+        One row per method, frame and dose (as :func:`dose_sweep`), with ``condition`` (e.g. "80 kV, bare") and
+        the two oracles of :func:`.multislice.oracle_rows` in place of the ideal observer.
+    """
+    methods = _check_methods(methods)
+    probes = dict(probes or {})
+    frames = range(len(evaluation_set)) if frames is None else list(frames)
+    rows = []
+    bar = tqdm(total=len(frames) * len(doses), desc="multislice sweep", unit="frame", disable=not progress)
+    for i in frames:
+        probe = probes.get(float(evaluation_set.energies[i]))
+        for dose in doses:
+            frame = evaluation_set.frame(i, float(dose), seed=seed, probe=probe)
+            for row in evaluate_frame(frame, methods):
+                rows.append({**row, "frame": i, "condition": frame.condition})
             bar.update()
     bar.close()
     return pd.DataFrame(rows)
