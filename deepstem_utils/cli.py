@@ -234,6 +234,8 @@ def _zemlin(args) -> int:
         data, tilts, energy=args.energy, sampling=sampling, order=args.order,
         defocus_offset=args.defocus_offset, defocus_sign=sign,
     )  # fmt: skip
+    if not np.all(np.isfinite(list(aberrations.values()) + list(uncertainties.values()))):
+        raise ValueError("the tableau gave non-finite aberrations or uncertainties; nothing was written")
     probe = Probe(args.energy, args.semiangle, aberrations, args.source_size)
     probe.to_json(out, overwrite=args.overwrite)
     unc_path.write_text(json.dumps(uncertainties, indent=2) + "\n")
