@@ -33,13 +33,13 @@ from scipy import ndimage
 
 from ..atoms.find import find_atoms
 from ..atoms.quantify import column_intensities
-from ..physics.imaging import electrons_per_pixel
+from ..physics.imaging import electrons_per_pixel, linear_image
 from ..physics.probe import Probe, psf_grid
 from ..physics.specimen import Sites
 from .metrics import match_sites
 
 __all__ = ["MultisliceFrame", "MultisliceSet", "load_multislice_set", "class_levels", "oracle_species", "oracle_rows",
-           "S_SPECIES", "ORACLE", "ORACLE_ESTIMATED"]
+           "expected_counts", "S_SPECIES", "ORACLE", "ORACLE_ESTIMATED"]
 
 #: Names of the oracles' rows in a sweep table.
 ORACLE, ORACLE_ESTIMATED = "oracle (positions, levels)", "oracle (levels; positions found)"
@@ -139,14 +139,23 @@ def _fit(image: np.ndarray, xy: np.ndarray, psf: np.ndarray, sampling: float) ->
     return values, errors
 
 
-def class_levels(frame: MultisliceFrame, psf: np.ndarray | None = None) -> dict:
-    """The counts fitted at the true S sites of the **noiseless** scan, per class: ``{species: median}``.
+def expected_counts(frame, psf: np.ndarray) -> np.ndarray:
+    """The noiseless frame [counts]: a multislice frame's scan, or a simulated frame's linear image of its object."""
+    expected = getattr(frame, "expected", None)
+    if expected is not None:
+        return expected
+    return linear_image(frame.obj, psf) * frame.electrons_per_pixel
 
-    What the oracle knows: how many counts a column of each class gives, in this very frame and fit.
+
+def class_levels(frame, psf: np.ndarray | None = None) -> dict:
+    """The counts fitted at the true S sites of the **noiseless** frame, per class: ``{species: median}``.
+
+    What the oracle knows: how many counts a column of each class gives, in this very frame and fit. ``frame``
+    is a :class:`MultisliceFrame` or a simulated frame with its object (``dataset.Frame``).
     """
     psf = _psf(frame) if psf is None else psf
     xy = np.stack([frame.sites.x, frame.sites.y], 1)
-    values, _ = _fit(frame.expected, xy, psf, frame.sampling)
+    values, _ = _fit(expected_counts(frame, psf), xy, psf, frame.sampling)
     species = np.asarray(frame.sites.species).astype(str)
     return {c: float(np.nanmedian(values[species == c])) for c in S_SPECIES if np.any(species == c)}
 
@@ -156,7 +165,7 @@ def _psf(frame: MultisliceFrame) -> np.ndarray:
     return frame.probe.intensity((size, size), frame.sampling)
 
 
-def oracle_species(frame: MultisliceFrame, positions: np.ndarray | None = None, psf: np.ndarray | None = None,
+def oracle_species(frame, positions: np.ndarray | None = None, psf: np.ndarray | None = None,
                    levels: dict | None = None) -> np.ndarray:
     """S-site species by the counts fitted at known positions, classified with known class levels.
 
@@ -198,7 +207,7 @@ def _balanced(found: np.ndarray, truth: np.ndarray, inside: np.ndarray) -> float
     return float(np.mean(recalls)) if recalls else float("nan")
 
 
-def oracle_rows(frame: MultisliceFrame, psf: np.ndarray, extent: tuple[float, float], margin: float = 0.5) -> list:
+def oracle_rows(frame, psf: np.ndarray, extent: tuple[float, float], margin: float = 0.5) -> list:
     """Sweep records of the two oracles on one frame (balanced S-site accuracy over the true S sites inside
     the frame less ``margin`` [Å]): :data:`ORACLE` at the true positions, and :data:`ORACLE_ESTIMATED` with the
     positions found by locating the columns in the Gaussian-filtered frame and refining them in the counts

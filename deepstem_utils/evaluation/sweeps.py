@@ -119,7 +119,7 @@ def estimate(method: str, frame, psf: np.ndarray, rl_max: int = 100) -> np.ndarr
     raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
 
 
-def evaluate_frame(frame, methods=METHODS, rl_max: int = 100) -> list[dict]:
+def evaluate_frame(frame, methods=METHODS, rl_max: int = 100, oracles: bool = False) -> list[dict]:
     """Score every method (and the ideal observer) on one frame.
 
     Parameters
@@ -133,6 +133,9 @@ def evaluate_frame(frame, methods=METHODS, rl_max: int = 100) -> list[dict]:
         an attribute ``one_atom_fraction``) or a sites table (``x``, ``y`` [Å], ``species``).
     rl_max : int
         Most Richardson-Lucy iterations.
+    oracles : bool
+        Also the oracles of :func:`.multislice.oracle_rows` (positions and class levels known; class levels
+        known and positions found), as on a multislice frame (where they always replace the ideal observer).
 
     Returns
     -------
@@ -168,7 +171,7 @@ def evaluate_frame(frame, methods=METHODS, rl_max: int = 100) -> list[dict]:
     rows.append({"method": "ideal observer", "dose": frame.dose, "s_accuracy": float(np.mean(recalls)),
                  "mo_rmse": float(np.nanmedian(crb)) if np.any(np.isfinite(crb)) else float("nan"),
                  "F1_Mo": float("nan"), "F1_S2": float("nan"), "F1_S1": float("nan")})
-    return rows
+    return rows + (oracle_rows(frame, psf, extent) if oracles else [])
 
 
 def _sites(method, frame, psf: np.ndarray, rl_max: int, estimates: dict) -> pd.DataFrame:
@@ -190,7 +193,8 @@ def _sites(method, frame, psf: np.ndarray, rl_max: int, estimates: dict) -> pd.D
 
 
 def dose_sweep(doses, n_frames: int, shape=(192, 192), probe=None, sampling: float = 0.16, seed: int = 5,
-               methods=METHODS, rl_max: int = 100, progress: bool = True, **specimen_options) -> pd.DataFrame:
+               methods=METHODS, rl_max: int = 100, progress: bool = True, oracles: bool = False,
+               **specimen_options) -> pd.DataFrame:
     """Evaluate every method over doses [e⁻/Å²], ``n_frames`` held-out frames per dose.
 
     Frame ``i`` at every dose shows the same specimen (seeded by ``(seed, i)``), so
@@ -206,7 +210,7 @@ def dose_sweep(doses, n_frames: int, shape=(192, 192), probe=None, sampling: flo
             rng = np.random.default_rng([seed, i])
             frame = simulate_frame(shape, sampling=sampling, dose=float(dose), probe=probe, rng=rng,
                                    **specimen_options)
-            for row in evaluate_frame(frame, methods, rl_max):
+            for row in evaluate_frame(frame, methods, rl_max, oracles):
                 rows.append({**row, "frame": i})
             bar.update()
     bar.close()
