@@ -23,6 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+from scipy.spatial import cKDTree
 
 from ..core.constants import MOS2_A, Z
 from ..core.signals import Calibrated, counts_array, real_array, unwrap
@@ -32,12 +33,20 @@ from .lattice import MoS2Sites, NoLattice, mos2_sites
 from .mixture import ONE_S_PER_MO, S_CLASSES, fit_s_mixture, mixture_summary
 from .quantify import column_intensities, refine_positions
 
-__all__ = ["find_atoms", "default_one_atom_fraction", "SIGNIFICANCE", "COLUMNS", "LATTICE_CONSTANT_RANGE", "CELL_PX",
+__all__ = ["find_atoms", "default_one_atom_fraction", "lattice_members", "SIGNIFICANCE", "ALIKE", "REGISTRY_DEG",
+           "COLUMNS", "LATTICE_CONSTANT_RANGE", "CELL_PX",
            "MIN_SAMPLING", "MAX_SAMPLING_ANY", "MAX_RADIUS"]
 
 #: With ``counts``: an off-lattice bright column (a candidate Mo adatom) is reported only if its fitted counts
 #: exceed this many standard errors.
 SIGNIFICANCE = 5.0
+#: Two Mo-like columns one lattice spacing apart are bonded in a grain only if they scatter alike: the fainter holds
+#: at least this fraction of the brighter's intensity (each holds one Mo atom; the support's lattice read as a
+#: honeycomb on a bare frame scatters far less than a Mo adatom on it).
+ALIKE = 0.5
+#: An edge Mo with a single bond belongs to its grain if the bond lies along its neighbour's lattice directions
+#: within this angle [degrees]: it sits on a lattice site of the grain.
+REGISTRY_DEG = 10.0
 #: The columns of the table :func:`find_atoms` returns.
 COLUMNS = ["x", "y", "species", "confidence", "intensity"]
 #: Z-exponents that bound how a dopant scatters relative to S (the band of HAADF detectors in use).
@@ -262,6 +271,7 @@ class _Intensities:
     mo_xy: np.ndarray       # (n_mo, 2) Mo positions [Å] (refined with counts)
     s_xy: np.ndarray        # (n_s, 2) S positions [Å]
     real: np.ndarray        # Mo-like columns to report (off-lattice ones must be significant in the counts)
+    on_lattice: np.ndarray  # Mo-like columns of a grain (:func:`lattice_members`); the others are Mo adatoms
 
 
 @lru_cache(maxsize=1)
@@ -337,8 +347,9 @@ def _integrated_intensities(array: np.ndarray, sampling: float, lattice: MoS2Sit
     hollow_int = integrated_intensity(array - background, hollows[:, 0], hollows[:, 1], sampling, radius) \
         if len(hollows) else np.array([0.0])
     mo = lattice.mo
-    return _Intensities(mo["intensity"].to_numpy(), s_int, hollow_int, mo[["x", "y"]].to_numpy(), s_sites,
-                        np.ones(len(mo), bool))
+    mo_int = mo["intensity"].to_numpy()
+    return _Intensities(mo_int, s_int, hollow_int, mo[["x", "y"]].to_numpy(), s_sites, np.ones(len(mo), bool),
+                        lattice_members(mo[["x", "y"]].to_numpy(), mo_int, lattice.a))
 
 
 def _fitted_intensities(counts, psf, shape, sampling: float, lattice: MoS2Sites, refine: bool) -> _Intensities:
@@ -364,15 +375,78 @@ def _fitted_intensities(counts, psf, shape, sampling: float, lattice: MoS2Sites,
         xy = np.c_[x, y]
     fitted, _, errors = column_intensities(frame, xy[:, 0], xy[:, 1], kernel, sampling, return_errors=True)
     mo_int = fitted[:n_mo]
-    real = lattice.on_lattice | (mo_int >= SIGNIFICANCE * errors[:n_mo])
+    on = lattice_members(mo[["x", "y"]].to_numpy(), mo_int, lattice.a)
+    real = on | (mo_int >= SIGNIFICANCE * errors[:n_mo])
     return _Intensities(mo_int, fitted[n_mo:n_mo + n_s], fitted[n_mo + n_s:n_mo + n_s + n_h], xy[:n_mo],
-                        xy[n_mo:n_mo + n_s], real)
+                        xy[n_mo:n_mo + n_s], real, on)
+
+
+def lattice_members(xy: np.ndarray, intensity: np.ndarray, a: float) -> np.ndarray:
+    """Which Mo-like columns belong to a grain's lattice; the others are Mo adatoms (the adatom decision).
+
+    Two columns one lattice spacing apart (±12 %) are bonded when they scatter alike (:data:`ALIKE`). A column
+    with two bonds or more is in a grain; so is an edge column with one bond to such a column along that
+    column's own lattice directions (:data:`REGISTRY_DEG`): it sits on a lattice site of the grain, held by the
+    S it shares. What is left, a bright column with no bond, or one bond off the lattice or to another lone
+    column (a Mo pair), is an adatom on the support.
+
+    Parameters
+    ----------
+    xy : (n, 2) ndarray
+        Positions of the Mo-like columns [Å].
+    intensity : (n,) ndarray
+        Their intensities, on one scale [any unit].
+    a : float
+        Lattice parameter [Å].
+
+    Returns
+    -------
+    (n,) ndarray of bool
+
+    Examples
+    --------
+    >>> a = 3.16
+    >>> row = np.array([[0.0, 0.0], [a, 0.0], [2 * a, 0.0], [a / 2, a * 3 ** 0.5 / 2], [3 * a, 0.0], [20.0, 0.0]])
+    >>> lattice_members(row, np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0]), a).tolist()
+    [True, True, True, True, True, False]
+    >>> lattice_members(row, np.array([1.0, 1.0, 1.0, 1.0, 20.0, 20.0]), a).tolist()  # a Mo on a faint lattice
+    [True, True, True, True, False, False]
+    """
+    xy, value = np.asarray(xy, float).reshape(-1, 2), np.clip(np.asarray(intensity, float), 0, None)
+    n = len(xy)
+    if n < 2:
+        return np.zeros(n, bool)
+    pairs = cKDTree(xy).query_pairs(1.12 * a, output_type="ndarray")
+    if len(pairs):
+        i, j = pairs.T
+        bond = xy[j] - xy[i]
+        length = np.hypot(*bond.T)
+        alike = (length > 0.88 * a) & (np.minimum(value[i], value[j]) >= ALIKE * np.maximum(value[i], value[j])) \
+            & (np.maximum(value[i], value[j]) > 0)
+        i, j, bond = i[alike], j[alike], bond[alike]
+    else:
+        i = j = np.array([], int)
+        bond = np.zeros((0, 2))
+    bonds = np.bincount(np.r_[i, j], minlength=n)
+    core = bonds >= 2
+    z = np.exp(6j * np.arctan2(bond[:, 1], bond[:, 0])) if len(bond) else np.array([], complex)
+    orientation = np.zeros(n, complex)  # the sum of e^{6iφ} over each column's bonds: its lattice directions
+    np.add.at(orientation, i, z)
+    np.add.at(orientation, j, z)
+    edge = np.zeros(n, bool)
+    tolerance = math.radians(6 * REGISTRY_DEG)
+    for lone, grain, zz in ((i, j, z), (j, i, z)):  # a lone column bonded to a core one, along its directions
+        candidate = ~core[lone] & core[grain]
+        others = orientation[grain[candidate]] - zz[candidate]  # the grain column's other bonds
+        turn = np.abs(np.angle(zz[candidate] * np.conj(others)))
+        edge[lone[candidate][turn <= tolerance]] = True
+    return core | edge
 
 
 def _label(lattice: MoS2Sites, measured: _Intensities, level: float, fit_alpha: bool, ratio, dopant,
            class_prior: str) -> pd.DataFrame:
     """The sites table: S sites labelled by the mixture model, Mo by a two-class posterior against S₂."""
-    lattice_mo = measured.mo[lattice.on_lattice]
+    lattice_mo = measured.mo[measured.on_lattice]
     if len(measured.s):
         empty = measured.hollow if len(measured.hollow) else np.array([0.0])
         post, params = fit_s_mixture(measured.s, unit0=ONE_S_PER_MO * float(np.median(lattice_mo)), empty=empty,
@@ -388,7 +462,7 @@ def _label(lattice: MoS2Sites, measured: _Intensities, level: float, fit_alpha: 
         s2, mixture = (0.0, 1.0), {}
     p_mo = _mo_confidence(measured.mo, lattice_mo, *s2)
     rows = [(x, y, "Mo" if on else "Mo_adatom", float(p), value)
-            for (x, y), value, on, p, r in zip(measured.mo_xy, measured.mo, lattice.on_lattice, p_mo, measured.real)
+            for (x, y), value, on, p, r in zip(measured.mo_xy, measured.mo, measured.on_lattice, p_mo, measured.real)
             if r]
     rows += [(x, y, S_CLASSES[c] if c < 3 else dopant, float(p), value)
              for (x, y), value, c, p, k in zip(measured.s_xy, measured.s, cls, conf, keep) if k]

@@ -450,15 +450,16 @@ def physical_sites(atoms: pd.DataFrame, min_mo_fraction: float = 0.5) -> pd.Data
     constant dose). The series' Mo level is the median intensity of the bright
     ``Mo`` columns over all frames (the mode of Mo-like values, as in
     :func:`find_atoms`). A ``Mo_adatom`` below ``min_mo_fraction`` of it is dropped,
-    and so is every site of a frame whose ``Mo`` median is below it: its "lattice" is
-    something lighter, such as the graphene support read as a honeycomb.
+    and so is every other site of a frame whose ``Mo`` median is below it: its "lattice" is
+    something lighter, such as the graphene support read as a honeycomb. The adatoms of such a
+    frame that do scatter as Mo are kept: Mo atoms on that bare support.
 
     Examples
     --------
-    >>> t = pd.DataFrame({"frame": [0, 0, 1, 1, 1], "species": ["Mo", "S2", "Mo", "Mo_adatom", "Mo_adatom"],
-    ...                   "intensity": [30.0, 12.0, 600.0, 580.0, 40.0]})
+    >>> t = pd.DataFrame({"frame": [0, 0, 0, 1, 1, 1], "species": ["Mo", "S2", "Mo_adatom", "Mo", "Mo_adatom",
+    ...                   "Mo_adatom"], "intensity": [30.0, 12.0, 590.0, 600.0, 580.0, 40.0]})
     >>> physical_sites(t).index.tolist()
-    [2, 3]
+    [2, 3, 4]
     """
     if not 0 < min_mo_fraction < 1:
         raise ValueError(f"min_mo_fraction must be between 0 and 1, got {min_mo_fraction}")
@@ -469,5 +470,6 @@ def physical_sites(atoms: pd.DataFrame, min_mo_fraction: float = 0.5) -> pd.Data
     floor = min_mo_fraction * level
     frame_mo = atoms[atoms.species == "Mo"].groupby("frame").intensity.median()
     light_frames = set(frame_mo.index[frame_mo < floor])
-    keep = ~atoms.frame.isin(light_frames) & ~((atoms.species == "Mo_adatom") & (atoms.intensity < floor))
+    adatom = atoms.species == "Mo_adatom"
+    keep = (~atoms.frame.isin(light_frames) | adatom) & ~(adatom & (atoms.intensity < floor))
     return atoms[keep]

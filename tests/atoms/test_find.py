@@ -70,6 +70,46 @@ def test_adatom_is_reported_off_the_lattice():
     assert math.hypot(ad.x.iloc[0] - hx, ad.y.iloc[0] - hy) < 0.2
 
 
+def test_edge_mo_with_one_bond_is_in_its_grain_a_lone_pair_is_not():
+    """The adatom decision: a Mo on a lattice site of a grain, bonded to one grain Mo only, is an edge Mo of
+    that grain (it was reported as an adatom); two lone Mo one bond apart are adatoms."""
+    a = 3.16
+    sites = specimen.mos2_lattice((30.0, 30.0), rotation=0.2)
+    xy = np.c_[sites.x, sites.y]
+    sp = np.asarray(sites.species)
+    grain = np.hypot(sites.x - 15, sites.y - 15) < 7.0
+    mo = np.flatnonzero(sp == "Mo")
+    inner = xy[mo[grain[mo]]]
+    edge = next(k for k in mo if not grain[k] and np.sum(np.hypot(*(inner - xy[k]).T) < 1.1 * a) == 1)
+    keep = grain.copy()
+    keep[edge] = True
+    s2 = np.flatnonzero(sp == "S2")
+    keep[s2[np.hypot(*(xy[s2] - xy[edge]).T) < 0.7 * a]] = True  # the S it carries
+    pair = specimen.Sites(np.array([4.0, 4.0 + a]), np.array([25.0, 25.0]), np.array(["Mo_adatom"] * 2, object),
+                          {"Mo": np.ones(2), "S": np.zeros(2)})
+    found = ds.find_atoms(_object(sites.select(keep) + pair, (190, 190)), sampling=S)
+    nearest = np.hypot(found.x - xy[edge, 0], found.y - xy[edge, 1]).idxmin()
+    assert found.species[nearest] == "Mo"
+    adatoms = found[found.species == "Mo_adatom"]
+    assert len(adatoms) == 2 and np.allclose(np.sort(adatoms.x), [4.0, 4.0 + a], atol=0.1)
+
+
+def test_mo_on_a_faint_lattice_is_an_adatom():
+    """A Mo atom among columns that scatter far less (the support read as a lattice on a bare frame) is not
+    bonded to them: it is an adatom (it was labelled a lattice Mo of the faint lattice)."""
+    sites = specimen.mos2_lattice((30.0, 30.0))
+    mo = np.flatnonzero(np.asarray(sites.species) == "Mo")
+    k = mo[np.argmin(np.hypot(sites.x[mo] - 15, sites.y[mo] - 15))]
+    others = mo[mo != k]
+    faint = specimen.Sites(sites.x[others], sites.y[others], np.array(["C"] * len(others), object),
+                           {"C": np.full(len(others), 3.0)})
+    atom = specimen.Sites(sites.x[[k]], sites.y[[k]], np.array(["Mo_adatom"], object), {"Mo": np.ones(1)})
+    found = ds.find_atoms(_object(faint + atom, (190, 190)), sampling=S, quiet=True)
+    nearest = np.hypot(found.x - sites.x[k], found.y - sites.y[k]).idxmin()
+    assert found.species[nearest] == "Mo_adatom"
+    assert (found.species == "Mo").sum() > 50  # the faint columns still form their lattice
+
+
 def test_material_none_finds_every_bright_column():
     sites = specimen.graphene_lattice((20.0, 20.0))
     obj = _object(sites, (125, 125))

@@ -36,10 +36,12 @@ def test_physical_sites_drop_light_lattices_and_adatoms():
     rows = [(0, "Mo", v) for v in rng.normal(35, 3, 40)] + [(0, "S2", v) for v in rng.normal(15, 3, 40)]
     rows += [(f, "Mo", v) for f in (1, 2) for v in rng.normal(600, 30, 50)]
     rows += [(1, "Mo_adatom", 590.0), (2, "Mo_adatom", 60.0), (2, "S2", 230.0)]
+    rows += [(0, "Mo_adatom", 610.0), (0, "Mo_adatom", 36.0)]  # a Mo atom and a noise peak on the bare support
     t = pd.DataFrame(rows, columns=["frame", "species", "intensity"])
     kept = pipeline.physical_sites(t)
-    assert set(kept.frame) == {1, 2}  # frame 0's "lattice" scatters like graphene, not Mo
-    assert (kept.species == "Mo_adatom").sum() == 1 and kept[kept.species == "Mo_adatom"].intensity.iloc[0] == 590
+    # frame 0's "lattice" scatters like graphene, not Mo: only the Mo atom on it is kept, as an adatom
+    assert kept[kept.frame == 0].intensity.tolist() == [610.0]
+    assert sorted(kept[kept.species == "Mo_adatom"].intensity) == [590.0, 610.0]
     assert (kept.species == "S2").sum() == 1
     with pytest.raises(ValueError, match="min_mo_fraction"):
         pipeline.physical_sites(t, 1.5)
