@@ -12,10 +12,12 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 from skimage.metrics import peak_signal_noise_ratio
 
+from ..core.constants import MOS2_A
 from ..physics.probe import psf_grid
 from .baselines import richardson_lucy_path
 
-__all__ = ["psnr", "separation", "richardson_lucy_psnr", "match_sites", "score_sites", "score_series"]
+__all__ = ["psnr", "separation", "richardson_lucy_psnr", "match_sites", "score_sites", "score_series", "f1_score",
+           "series_f1", "adatom_errors", "ADATOM_CAUSES"]
 
 
 def psnr(truth: np.ndarray, estimate: np.ndarray) -> float:
@@ -169,7 +171,29 @@ def score_sites(detected, sites, extent: tuple[float, float] | None = None, radi
             "mo_rmse": float(np.sqrt(d2.mean()) * 100) if np.any(mo) else float("nan"), "confusion": confusion}
 
 
-def score_series(acquisition, atoms: pd.DataFrame, radius: float = 0.7) -> pd.DataFrame:
+def f1_score(tp, fp, fn):
+    """F1 = 2 TP / (2 TP + FP + FN) [dimensionless]: 0 when nothing true was found, NaN only when there was
+    nothing to find and nothing was reported (works elementwise on arrays).
+
+    Examples
+    --------
+    >>> f1_score(3, 1, 0), f1_score(0, 2, 0), f1_score(0, 0, 4)
+    (0.8571428571428571, 0.0, 0.0)
+    """
+    tp, fp, fn = (np.asarray(v, float) for v in (tp, fp, fn))
+    total = 2 * tp + fp + fn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(total > 0, 2 * tp / np.where(total > 0, total, 1.0), np.nan)
+    return float(out) if out.ndim == 0 else out
+
+
+def _inside(table, extent, margin: float) -> np.ndarray:
+    """Which rows (``x``, ``y`` [Å]) lie inside the field ``extent`` shrunk by ``margin`` [Å]."""
+    x, y = np.asarray(table["x"], float), np.asarray(table["y"], float)
+    return (x > margin) & (x < extent[0] - margin) & (y > margin) & (y < extent[1] - margin)
+
+
+def score_series(acquisition, atoms: pd.DataFrame, radius: float = 0.7, margin: float = 0.5) -> pd.DataFrame:
     """Score the sites found in every frame against the twin's ground truth.
 
     Parameters
@@ -181,22 +205,112 @@ def score_series(acquisition, atoms: pd.DataFrame, radius: float = 0.7) -> pd.Da
         :func:`series.load_atoms`.
     radius : float
         Match radius [Å].
+    margin : float
+        Sites closer than this to the frame's edge are not scored [Å].
 
     Returns
     -------
     DataFrame
         Per frame: ``s_accuracy`` (balanced over S₂/S₁/vacancy), ``mo_rmse`` [pm], F1 of ``Mo``,
-        ``S2``, ``S1`` and ``Mo_adatom``, and the true numbers of Mo, S₁ and vacancies in the field.
+        ``S2``, ``S1`` and ``Mo_adatom``, the adatoms' ``adatom_tp``, ``adatom_fp`` and ``adatom_fn`` (a
+        true adatom matched by a reported one, a reported one that matches none, a true one not reported),
+        and the true numbers of Mo, S₁, vacancies and adatoms in the field. ``F1_adatom`` is
+        :func:`f1_score` of the frame's counts (0 for a frame whose adatoms were all missed or all false;
+        NaN only without any); :func:`series_f1` pools the counts over the series.
     """
     rows = []
     for i in range(len(acquisition)):
         truth = acquisition.truth(i)
-        result = score_sites(atoms[atoms["frame"] == i], truth, extent=acquisition.field, radius=radius)
+        found = atoms[atoms["frame"] == i]
+        result = score_sites(found, truth, extent=acquisition.field, radius=radius, margin=margin)
         f1 = result["per_species"]["F1"]
+        tp = int(result["confusion"].loc["Mo_adatom", "Mo_adatom"])
+        reported = int(np.sum(_inside(found, acquisition.field, margin) & (found["species"] == "Mo_adatom"))) \
+            if len(found) else 0
+        true = int(result["per_species"].loc["Mo_adatom", "support"])
         rows.append({"frame": i, "time_s": acquisition.frames[i].time, "s_accuracy": result["s_site_accuracy"],
                      "mo_rmse": result["mo_rmse"], "F1_Mo": f1["Mo"], "F1_S2": f1["S2"], "F1_S1": f1["S1"],
-                     "F1_adatom": f1["Mo_adatom"], "true_Mo": int(np.sum(truth.species == "Mo")),
+                     "F1_adatom": f1_score(tp, reported - tp, true - tp), "adatom_tp": tp,
+                     "adatom_fp": reported - tp, "adatom_fn": true - tp, "true_Mo": int(np.sum(truth.species == "Mo")),
                      "true_S1": int(np.sum(truth.species == "S1")),
                      "true_vacancy": int(np.sum(truth.species == "vacancy")),
                      "true_adatoms": int(np.sum(truth.species == "Mo_adatom"))})
     return pd.DataFrame(rows)
+
+
+def series_f1(scores: pd.DataFrame, name: str = "adatom") -> float:
+    """F1 of a whole series from the per-frame counts of :func:`score_series` (``<name>_tp``, ``_fp``, ``_fn``
+    summed over the frames): every adatom weighs the same, whatever the frame it is in [dimensionless]."""
+    return f1_score(scores[f"{name}_tp"].sum(), scores[f"{name}_fp"].sum(), scores[f"{name}_fn"].sum())
+
+
+#: The causes :func:`adatom_errors` tells apart, in the order of its tables.
+ADATOM_CAUSES = ("grain Mo at the frame's edge", "grain Mo inside the frame", "no atom there",
+                 "adatom read as a grain Mo", "adatom not found", "adatom at the frame's edge")
+
+
+def adatom_errors(acquisition, atoms: pd.DataFrame, radius: float = 0.7, margin: float = 0.5,
+                  lattice_constant: float = MOS2_A) -> pd.DataFrame:
+    """Every adatom error of a series, where it is and what is there: the diagnosis of the adatom F1.
+
+    Sites are matched as in :func:`score_series`. A *false* adatom is a reported ``Mo_adatom`` not matched
+    to a true one; a *missed* adatom a true one not matched by a reported one.
+
+    Parameters
+    ----------
+    acquisition : insitu.SeriesAcquisition
+        The simulated series, with its ground truth.
+    atoms : DataFrame
+        Sites of all frames (``frame``, ``x``, ``y`` [Å] in frame coordinates, ``species``, ``intensity``).
+    radius, margin : float
+        Match radius and the frame's border left out [Å].
+    lattice_constant : float
+        Mo-Mo distance [Å]: "at the frame's edge" means closer than this to it.
+
+    Returns
+    -------
+    DataFrame
+        One row per error: ``frame``, ``error`` (``"false"`` or ``"missed"``), ``x``, ``y`` [Å],
+        ``intensity`` (of the reported column; of the column found there for a missed one, 0 if none)
+        [counts], ``there`` (the true species at a false adatom or the label given at a missed one,
+        ``"nothing"`` if none within ``radius``), ``mo_neighbours`` (true grain Mo within 1.12 lattice
+        constants), ``edge_distance`` [Å] and ``cause`` (one of :data:`ADATOM_CAUSES`).
+    """
+    rows = []
+    for i in range(len(acquisition)):
+        truth = acquisition.truth(i)
+        keep = np.isin(truth.species, ("Mo", "S2", "S1", "vacancy", "Mo_adatom"))
+        keep &= _inside({"x": truth.x, "y": truth.y}, acquisition.field, margin)
+        tx, ty, ts = truth.x[keep], truth.y[keep], np.asarray(truth.species[keep]).astype(str)
+        found = atoms[atoms["frame"] == i]
+        found = found[_inside(found, acquisition.field, margin)].reset_index(drop=True) if len(found) else found
+        fs = np.asarray(found["species"]).astype(str) if len(found) else np.array([], str)
+        det, tru = match_sites(found, tx, ty, radius)
+        of_truth, of_found = dict(zip(tru, det)), dict(zip(det, tru))
+        grain_mo = np.c_[tx[ts == "Mo"], ty[ts == "Mo"]]
+        value = np.asarray(found["intensity"], float) if len(found) else np.array([])
+
+        def describe(x, y, error, there, intensity):
+            d = np.hypot(*(grain_mo - [x, y]).T) if len(grain_mo) else np.array([])
+            neighbours = int(np.sum((d > radius) & (d < 1.12 * lattice_constant)))  # not the atom itself
+            edge = float(min(x, y, acquisition.field[0] - x, acquisition.field[1] - y))
+            at_edge = edge < lattice_constant
+            if error == "false":
+                cause = ("no atom there" if there == "nothing" else
+                         "grain Mo at the frame's edge" if at_edge else "grain Mo inside the frame")
+            else:
+                cause = ("adatom at the frame's edge" if at_edge else
+                         "adatom read as a grain Mo" if there == "Mo" else "adatom not found")
+            rows.append({"frame": i, "error": error, "x": float(x), "y": float(y), "intensity": float(intensity),
+                         "there": there, "mo_neighbours": neighbours, "edge_distance": edge, "cause": cause})
+
+        for k in np.flatnonzero(fs == "Mo_adatom"):
+            j = of_found.get(k)
+            if j is None or ts[j] != "Mo_adatom":
+                describe(found["x"].iloc[k], found["y"].iloc[k], "false", "nothing" if j is None else ts[j], value[k])
+        for j in np.flatnonzero(ts == "Mo_adatom"):
+            k = of_truth.get(j)
+            if k is None or fs[k] != "Mo_adatom":
+                describe(tx[j], ty[j], "missed", "nothing" if k is None else fs[k], 0.0 if k is None else value[k])
+    return pd.DataFrame(rows, columns=["frame", "error", "x", "y", "intensity", "there", "mo_neighbours",
+                                       "edge_distance", "cause"])

@@ -47,3 +47,61 @@ def test_match_sites_is_one_to_one_within_the_radius():
     detected = pd.DataFrame({"x": [0.0, 0.1, 5.0], "y": [0.0, 0.0, 5.0]})
     i, j = metrics.match_sites(detected, [0.05, 9.0], [0.0, 9.0], radius=0.6)
     assert len(i) == 1 and j.tolist() == [0]
+
+
+def test_f1_counts_frames_where_everything_was_missed_or_false():
+    assert metrics.f1_score(3, 1, 0) == pytest.approx(6 / 7)
+    assert metrics.f1_score(0, 0, 4) == 0.0  # all missed: not "undefined"
+    assert metrics.f1_score(0, 2, 0) == 0.0  # all false
+    assert np.isnan(metrics.f1_score(0, 0, 0))
+    assert metrics.f1_score(np.array([1, 0]), np.array([0, 0]), np.array([1, 3])).tolist() == [pytest.approx(2 / 3), 0.0]
+
+
+class _Series:
+    """A stand-in for SeriesAcquisition: ground truth of a few frames in a 40 x 40 Å field."""
+
+    field = (40.0, 40.0)
+
+    def __init__(self, truths):
+        self._truths = truths
+        self.frames = [type("F", (), {"time": float(t)})() for t in range(len(truths))]
+
+    def __len__(self):
+        return len(self._truths)
+
+    def truth(self, i):
+        return self._truths[i]
+
+
+def _sites(rows):
+    x, y, species = zip(*rows)
+    return specimen.Sites(np.array(x), np.array(y), np.array(species, object), {"Mo": np.ones(len(x))})
+
+
+def test_series_adatom_scores_and_their_causes():
+    a = 3.16
+    grain = [(20.0 + i * a, 20.0, "Mo") for i in range(3)] + [(20.0 + a / 2, 20.0 + a * 3**0.5 / 2, "Mo")]
+    edge_grain = [(0.8, 30.0, "Mo"), (0.8 + a, 30.0, "Mo"), (0.8 + a / 2, 30.0 + a * 3**0.5 / 2, "Mo")]
+    truths = [_sites(grain + edge_grain + [(10.0, 10.0, "Mo_adatom"), (30.0, 8.0, "Mo_adatom")]),
+              _sites(grain + [(10.0, 10.0, "Mo_adatom")]),
+              _sites(grain)]
+    found = pd.DataFrame([  # frame, x, y, species, intensity
+        (0, 10.05, 10.0, "Mo_adatom", 600.0),      # true adatom found
+        (0, 30.0, 8.0, "Mo", 590.0),                # true adatom read as a grain Mo
+        (0, 0.8, 30.0, "Mo_adatom", 610.0),         # grain Mo at the frame's edge
+        (0, 20.0 + 2 * a, 20.0, "Mo_adatom", 605.0),  # grain Mo inside the frame
+        (1, 25.0, 35.0, "Mo_adatom", 80.0),         # nothing there; the true adatom is not found
+        (2, 5.0, 5.0, "Mo_adatom", 70.0),           # nothing there, in a frame without adatoms
+    ], columns=["frame", "x", "y", "species", "intensity"])
+    series = _Series(truths)
+    scores = metrics.score_series(series, found)
+    assert scores[["adatom_tp", "adatom_fp", "adatom_fn"]].to_numpy().tolist() == [[1, 2, 1], [0, 1, 1], [0, 1, 0]]
+    assert scores.F1_adatom.tolist() == [pytest.approx(0.4), 0.0, 0.0]  # the old per-frame F1 ignored frames 1 and 2
+    assert metrics.series_f1(scores) == pytest.approx(2 / (2 + 4 + 2))
+    errors = metrics.adatom_errors(series, found)
+    assert sorted(errors.cause) == sorted(["adatom read as a grain Mo", "grain Mo at the frame's edge",
+                                          "grain Mo inside the frame", "no atom there", "adatom not found",
+                                          "no atom there"])
+    inside = errors[errors.cause == "grain Mo inside the frame"].iloc[0]
+    assert inside.mo_neighbours == 1 and inside.there == "Mo"  # an edge Mo with one neighbour
+    assert set(errors.cause) <= set(metrics.ADATOM_CAUSES)
