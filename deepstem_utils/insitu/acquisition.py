@@ -5,7 +5,10 @@
 grains, adatoms, precursor film and graphene support, the linear image with the
 measured probe, and the acquisition (dose, Poisson counts, scan jitter, stage
 drift from frame to frame and within a frame). It also holds each frame's
-ground truth in frame coordinates.
+ground truth in frame coordinates. :func:`record_series` runs the twin under the
+beam of the very acquisition that records it (one dose per frame, the same
+scanned fields), so that the S the beam displaces is where and as much as the
+frames record.
 """
 
 from __future__ import annotations
@@ -17,8 +20,12 @@ from ..core.constants import GRAPHENE_A, Z
 from ..physics.imaging import Acquisition, acquire, linear_image
 from ..physics.probe import Probe, psf_grid
 from ..physics.specimen import Sites, haadf_cross_section, object_function
+from .beam import S_CROSS_SECTION_ENERGY, S_DISPLACEMENT_CROSS_SECTION, BeamExposure
+from .kinetics import KineticParameters
+from .twin import simulate_growth
 
-__all__ = ["SeriesAcquisition", "SERIES_DOSE", "SERIES_DWELL_TIME", "SERIES_SAMPLING"]
+__all__ = ["SeriesAcquisition", "record_series", "scan_offsets", "SERIES_DOSE", "SERIES_DWELL_TIME",
+           "SERIES_SAMPLING"]
 
 
 #: Chapter 7's acquisition settings per frame (the defaults of :class:`SeriesAcquisition`): dose [e⁻/Å²],
@@ -42,8 +49,10 @@ class SeriesAcquisition:
         ``(ny, nx)`` of every frame [px].
     sampling : float
         Pixel size [Å].
-    dose : float
-        Dose per frame [e⁻/Å²].
+    dose : float, optional
+        Dose per frame [e⁻/Å²]. Default: the dose the twin was irradiated with (:func:`record_series`),
+        else :data:`SERIES_DOSE`. A twin run under a beam must be recorded with that beam's dose and
+        scanned fields (else ``ValueError``).
     dwell_time : float
         Dwell time per pixel [µs].
     drift : (float, float)
@@ -64,35 +73,25 @@ class SeriesAcquisition:
     """
 
     def __init__(self, frames, probe: Probe, shape=(512, 512), sampling: float = SERIES_SAMPLING,
-                 dose: float = SERIES_DOSE, dwell_time: float = SERIES_DWELL_TIME, drift=(0.25, -0.15), drift_wander: float = 0.05, jitter: float = 0.03,
-                 frame_time: float = 0.6, start=None, seed: int = 0, gamma: float = 1.7):
+                 dose: float | None = None, dwell_time: float = SERIES_DWELL_TIME, drift=(0.25, -0.15),
+                 drift_wander: float = 0.05, jitter: float = 0.03, frame_time: float = 0.6, start=None, seed: int = 0,
+                 gamma: float = 1.7):
         self.frames, self.probe = frames, probe
+        ny, nx = tuple(shape)
+        self.field = (nx * sampling, ny * sampling)
+        #: specimen position of every frame's pixel (0, 0) [Å], shape (n, 2)
+        self.offsets = scan_offsets(len(frames), frames[0].extent, self.field, drift, frame_time, drift_wander, seed,
+                                    start)
+        dose = _agreed_dose(frames, dose, self.offsets, self.field)
         self.shape, self.sampling, self.dose = tuple(shape), float(sampling), float(dose)
         self.acquisition = Acquisition(dose=dose, sampling=sampling, dwell_time=dwell_time, jitter=jitter,
                                        drift=tuple(drift))
         self.gamma, self.seed = gamma, seed
-        ny, nx = self.shape
-        self.field = (nx * sampling, ny * sampling)
-        rng = np.random.default_rng([seed, 10**6])
-        extent = frames[0].extent
-        if start is None:
-            start = ((extent[0] - self.field[0]) / 2 - 0.5 * len(frames) * drift[0] * frame_time,
-                     (extent[1] - self.field[1]) / 2 - 0.5 * len(frames) * drift[1] * frame_time)
-        steps = np.asarray(drift, float) * frame_time + rng.normal(0, drift_wander, (len(frames), 2))
-        steps[0] = 0
-        #: specimen position of every frame's pixel (0, 0) [Å], shape (n, 2)
-        self.offsets = np.asarray(start, float) + np.cumsum(steps, 0)
-        low, high = self.offsets.min(0), self.offsets.max(0) + self.field
-        if np.any(low < -1.0) or np.any(high > np.asarray(extent) + 1.0):
-            raise ValueError(f"the field of view ({self.field[0]:.0f} × {self.field[1]:.0f} Å) and its drift over "
-                             f"{len(frames)} frames ({np.ptp(self.offsets, 0).round(1).tolist()} Å) do not fit in the "
-                             f"simulated area ({extent[0]:.0f} × {extent[1]:.0f} Å): use a smaller frame, less drift, "
-                             "or simulate_growth(..., extent=...) with a larger area")
         psf_size = psf_grid(sampling, minimum=8.0)
         self.psf = probe.intensity((psf_size, psf_size), sampling)
         self._film_waves = _film_waves(np.random.default_rng([seed, 10**6 + 1]))
         g = frames[0].graphene
-        self._graphene = _graphene_columns(g, extent) if g is not None else None
+        self._graphene = _graphene_columns(g, frames[0].extent) if g is not None else None
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -198,6 +197,116 @@ class SeriesAcquisition:
         i = i % len(self)
         image = linear_image(self.object(i), self.psf)
         return acquire(image, self.acquisition, np.random.default_rng([self.seed, i]))
+
+
+def scan_offsets(n_frames: int, extent, field, drift=(0.25, -0.15), frame_time: float = 0.6,
+                 drift_wander: float = 0.05, seed: int = 0, start=None) -> np.ndarray:
+    """Specimen position [Å] of every frame's pixel (0, 0): the stage drift of :class:`SeriesAcquisition`.
+
+    Parameters
+    ----------
+    n_frames : int
+    extent : (float, float)
+        The simulated area [Å].
+    field : (float, float)
+        The field of view ``(width, height)`` [Å].
+    drift : (float, float)
+        Stage drift velocity [Å/s].
+    frame_time : float
+        Time between frames [s].
+    drift_wander : float
+        Random change of the offset per frame, standard deviation [Å] (seeded by ``seed``).
+    seed : int
+    start : (float, float), optional
+        Offset of the first frame; default: the drifting field centred in the area.
+
+    Returns
+    -------
+    (n_frames, 2) ndarray
+
+    Raises
+    ------
+    ValueError
+        The field and its drift leave the simulated area.
+    """
+    rng = np.random.default_rng([seed, 10**6])
+    if start is None:
+        start = ((extent[0] - field[0]) / 2 - 0.5 * n_frames * drift[0] * frame_time,
+                 (extent[1] - field[1]) / 2 - 0.5 * n_frames * drift[1] * frame_time)
+    steps = np.asarray(drift, float) * frame_time + rng.normal(0, drift_wander, (n_frames, 2))
+    steps[0] = 0
+    offsets = np.asarray(start, float) + np.cumsum(steps, 0)
+    low, high = offsets.min(0), offsets.max(0) + field
+    if np.any(low < -1.0) or np.any(high > np.asarray(extent) + 1.0):
+        raise ValueError(f"the field of view ({field[0]:.0f} × {field[1]:.0f} Å) and its drift over "
+                         f"{n_frames} frames ({np.ptp(offsets, 0).round(1).tolist()} Å) do not fit in the "
+                         f"simulated area ({extent[0]:.0f} × {extent[1]:.0f} Å): use a smaller frame, less drift, "
+                         "or simulate_growth(..., extent=...) with a larger area")
+    return offsets
+
+
+def _agreed_dose(frames, dose, offsets, field) -> float:
+    """The dose per frame: the twin's when it ran under a beam (which must be this acquisition's), else ``dose``."""
+    irradiated = [f for f in frames if f.dose > 0]
+    if not irradiated:
+        return SERIES_DOSE if dose is None else float(dose)
+    twin_dose = irradiated[0].dose
+    if dose is not None and not np.isclose(dose, twin_dose, rtol=1e-9):
+        raise ValueError(f"the twin was irradiated at {twin_dose:.3g} e⁻/Å² per frame, the acquisition asks for "
+                         f"{dose:.3g}: one dose drives both (use record_series)")
+    scanned = np.array([f.scan[:2] for f in frames])
+    if len(irradiated) != len(frames) or not np.allclose(scanned, offsets, atol=1e-9) \
+            or not np.allclose([f.scan[2:] for f in frames], field):
+        raise ValueError("the twin was irradiated over other fields than this acquisition scans (another frame "
+                         "size, drift or seed): build both with record_series")
+    return float(twin_dose)
+
+
+def record_series(n_frames: int, probe: Probe, *, shape=(512, 512), sampling: float = SERIES_SAMPLING,
+                  dose: float = SERIES_DOSE, dwell_time: float = SERIES_DWELL_TIME, frame_time: float = 0.6,
+                  drift=(0.25, -0.15), drift_wander: float = 0.05, jitter: float = 0.03, seed: int = 0,
+                  twin_seed=None, extent=(120.0, 100.0), film_units: int = 1400,
+                  parameters: KineticParameters | None = None, cross_section: float | None = None,
+                  gamma: float = 1.7, progress: bool = False) -> SeriesAcquisition:
+    """Run the growth twin under the beam that records it, and the acquisition of its frames.
+
+    The scanned field of every frame (size and drift) is fixed first; the twin then runs with
+    that dose over those fields (:class:`.beam.BeamExposure`: S displaced by knock-on), and
+    :class:`SeriesAcquisition` records the same frames at the same dose.
+
+    Parameters
+    ----------
+    n_frames : int
+    probe : Probe
+    shape, sampling, dose, dwell_time, frame_time, drift, drift_wander, jitter, seed, gamma
+        As for :class:`SeriesAcquisition` (``dose`` [e⁻/Å²] per frame, ``sampling`` [Å], ``frame_time`` [s]).
+    twin_seed : int or Generator, optional
+        Seed of the twin (:func:`.twin.simulate_growth`).
+    extent, film_units, parameters
+        As for :func:`.twin.simulate_growth` (``extent`` [Å]).
+    cross_section : float, optional
+        Displacement cross-section of S [barn]; default :data:`.beam.S_DISPLACEMENT_CROSS_SECTION`, which is for
+        80 kV: another beam energy needs its own value.
+    progress : bool
+        Show the twin's progress bar.
+
+    Returns
+    -------
+    SeriesAcquisition
+        Its ``frames`` are the twin's (each with its ``dose`` and ``scan``).
+    """
+    if cross_section is None:
+        if not np.isclose(probe.energy, S_CROSS_SECTION_ENERGY):
+            raise ValueError(f"the default S displacement cross-section is for {S_CROSS_SECTION_ENERGY / 1e3:.0f} kV; "
+                             f"give cross_section (barn) for {probe.energy / 1e3:.0f} kV")
+        cross_section = S_DISPLACEMENT_CROSS_SECTION
+    ny, nx = tuple(shape)
+    field = (nx * sampling, ny * sampling)
+    offsets = scan_offsets(n_frames, extent, field, drift, frame_time, drift_wander, seed)
+    beam = BeamExposure(float(dose), field, offsets, float(cross_section))
+    frames = simulate_growth(n_frames, frame_time, extent, film_units, parameters, twin_seed, progress, beam=beam)
+    return SeriesAcquisition(frames, probe, shape, sampling, dose, dwell_time, drift, drift_wander, jitter, frame_time,
+                             seed=seed, gamma=gamma)
 
 
 def _film_waves(rng, n: int = 24, correlation: float = 5.0):

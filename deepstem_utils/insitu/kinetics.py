@@ -53,8 +53,10 @@ class KineticParameters:
         Fraction of the traps strong enough to hold two Mo, where a grain can
         nucleate (assumption: 0.1); at the others a second Mo passes by.
     s_vacancy_fraction : float
-        Steady-state fraction of empty S positions, :math:`k_\mathrm{loss}/(k_\mathrm{loss}+k_\mathrm{fill})`
-        (assumption: 0.04).
+        Steady-state fraction of empty S positions without the beam,
+        :math:`k_\mathrm{loss}/(k_\mathrm{loss}+k_\mathrm{fill})`: thermal loss against refill from the S
+        that the precursor's decomposition releases (model assumption: 0.04; that this S reaches the
+        grains' vacancies is assumed, not known). The beam's share is added by :mod:`.beam`.
     s_exchange_rate : float
         :math:`k_\mathrm{loss}+k_\mathrm{fill}` [1/s] (assumption: 0.1 /s).
     mo_lattice : float

@@ -32,14 +32,20 @@ The model
    (mirror) variant, the smaller grain keeps inverted S triads: a mirror-twin
    boundary (its 4|4P core is not modelled). A grain that reaches a trapped
    adatom absorbs it (attachment).
-6. **Sulfur.** Every S position of a grain empties at :math:`k_\\mathrm{loss}`
-   (thermal and beam-induced loss) and refills at :math:`k_\\mathrm{fill}` from the
-   S-rich atmosphere of the thermolysis: an exact two-state Markov update per frame.
+6. **Sulfur.** The electrons that record a frame displace the S atoms in its scanned
+   field, each with probability :math:`\\sigma_d D` at the dose :math:`D` per frame
+   (knock-on, :mod:`.beam`; given a :class:`.beam.BeamExposure`, so that the twin and the
+   acquisition share one dose). Every S position of a grain also empties at
+   :math:`k_\\mathrm{loss}` (thermal loss) and refills at :math:`k_\\mathrm{fill}` from the S
+   that the precursor's decomposition releases, an exact two-state Markov update per
+   frame. That this S reaches the grains' vacancies, and at these rates, is a model
+   assumption, not a fact about the column.
 
 Steps 1, 3 and 4 are simulated event by event (rejection-free,
 Bortz-Kalos-Lebowitz); the walk of step 2 is resolved at once, as it is fast on
-the time scale of the events; step 6 is exact for independent sites. Every
-parameter is in :class:`KineticParameters` with its source or the word *assumption*.
+the time scale of the events; step 6 is exact for independent sites and draws its own random numbers, so the Mo history of a
+seed is the same at every dose. Every parameter is in :class:`KineticParameters` or
+:mod:`.beam` with its source or the word *assumption*.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ from tqdm.auto import tqdm
 
 from ..core.constants import GRAPHENE_A
 from ..physics.specimen import Sites
+from .beam import BeamExposure, update_sulfur
 from .kinetics import LATTICE_BASIS, NEIGHBOURS, Cluster, KineticParameters, neighbour_keys
 
 __all__ = ["TwinFrame", "GrowthTwin", "simulate_growth"]
@@ -79,11 +86,16 @@ class TwinFrame:
     film : int
         Precursor units left in the film (over the whole simulated area).
     events : list of dict
-        Releases, trappings, escapes, nucleations, attachments, detachments and mergers since the previous frame.
+        Releases, trappings, escapes, nucleations, attachments, detachments and mergers since the previous frame,
+        and one ``"sulfur"`` record of the previous frame's S counts (:func:`.beam.update_sulfur`).
     graphene : (2, 2) ndarray
         Lattice vectors of the graphene hollow sites (columns) [Å].
     extent : (float, float)
         The simulated area [Å].
+    dose : float
+        The dose this frame is recorded with [e⁻/Å²]; 0 when the twin ran without a beam.
+    scan : (float, float, float, float) or None
+        The field this frame scans, ``(x0, y0, width, height)`` [Å] in specimen coordinates (None without a beam).
     """
 
     index: int
@@ -96,6 +108,8 @@ class TwinFrame:
     events: list
     graphene: np.ndarray = None
     extent: tuple = (0.0, 0.0)
+    dose: float = 0.0
+    scan: tuple | None = None
 
     @property
     def n_mo(self) -> int:
@@ -116,12 +130,16 @@ class GrowthTwin:
     rng : Generator or int, optional
     graphene_rotation : float
         Orientation of the graphene lattice [rad].
+    beam : BeamExposure, optional
+        The dose and scanned field of every frame (S displaced by the beam); without it, none.
     """
 
     def __init__(self, extent, film_units: int, parameters: KineticParameters | None = None, rng=None,
-                 graphene_rotation: float = 0.0):
+                 graphene_rotation: float = 0.0, beam: BeamExposure | None = None):
         self.p = parameters or KineticParameters()
         self.rng = np.random.default_rng(rng)
+        self.s_rng = np.random.default_rng(self.rng.integers(2**63))  # S draws apart: one Mo history at any dose
+        self.beam = beam
         self.extent = np.array([float(e) for e in extent])
         self.film_units = self.film_initial = int(film_units)
         c, s = math.cos(graphene_rotation), math.sin(graphene_rotation)
@@ -327,8 +345,9 @@ class GrowthTwin:
                     rates.append(p.rate(p.detach_barrier + n * p.bond_energy))
         return keys, np.asarray(rates, float)
 
-    def run(self, duration: float):
-        """Advance the Mo kinetics by ``duration`` [s] (event by event), then the S occupation exactly."""
+    def run(self, duration: float, frame: int = 0):
+        """Advance the Mo kinetics by ``duration`` [s] (event by event), then the S occupation exactly, with the
+        beam of frame ``frame`` (its dose over its scanned field)."""
         end = self.time + duration
         while True:
             keys, detach = self._detach_rates()
@@ -350,15 +369,9 @@ class GrowthTwin:
                 k = int(np.searchsorted(np.cumsum(detach), x - r_rel - r_esc, side="right"))
                 cid, key = keys[min(k, len(keys) - 1)]
                 self._detach(self.clusters[cid], key)
-        self._update_sulfur(duration)
-
-    def _update_sulfur(self, duration: float):
-        f = self.p.s_vacancy_fraction
-        mix = 1 - math.exp(-self.p.s_exchange_rate * duration)
-        lose, gain = f * mix, (1 - f) * mix
-        for cluster in self.clusters.values():
-            for key, n in cluster.s.items():
-                cluster.s[key] = n - self.rng.binomial(n, lose) + self.rng.binomial(2 - n, gain)
+        tally = update_sulfur(self.clusters.values(), duration, self.p, self.s_rng, self.beam, frame)
+        self.events.append({"time": self.time, "kind": "sulfur", "frame": frame, "in_field": self.beam is not None,
+                            **tally})
 
     def snapshot(self, index: int) -> TwinFrame:
         """The ground truth now, in specimen coordinates."""
@@ -391,12 +404,15 @@ class GrowthTwin:
         sites = Sites(np.array(xs, float), np.array(ys, float), np.array(species, dtype=object),
                                {"Mo": np.array(n_mo, float), "S": np.array(n_s, float)})
         events, self.events = self.events, []
+        scan = None if self.beam is None else (*map(float, self.beam.offsets[index]), *map(float, self.beam.field))
         return TwinFrame(index, self.time, sites, np.array(cl, int), np.array(aid, int), np.array(var, int),
-                         self.film_units, events, self._g, tuple(self.extent))
+                         self.film_units, events, self._g, tuple(self.extent),
+                         0.0 if self.beam is None else float(self.beam.dose), scan)
 
 
 def simulate_growth(n_frames: int, frame_time: float = 0.6, extent=(120.0, 100.0), film_units: int = 1400,
-                    parameters: KineticParameters | None = None, rng=None, progress: bool = False) -> list[TwinFrame]:
+                    parameters: KineticParameters | None = None, rng=None, progress: bool = False,
+                    beam: BeamExposure | None = None) -> list[TwinFrame]:
     """Run the twin and record its state at the start of every frame.
 
     Parameters
@@ -414,6 +430,9 @@ def simulate_growth(n_frames: int, frame_time: float = 0.6, extent=(120.0, 100.0
     rng : Generator or int, optional
     progress : bool
         Show a progress bar.
+    beam : BeamExposure, optional
+        The dose and scanned field of every frame, so that the beam displaces S where and as much as the
+        acquisition records (:func:`.acquisition.record_series` builds both); without it, no beam damage.
 
     Returns
     -------
@@ -427,10 +446,13 @@ def simulate_growth(n_frames: int, frame_time: float = 0.6, extent=(120.0, 100.0
     """
     if n_frames < 1:
         raise ValueError("n_frames must be at least 1")
+    if beam is not None and len(beam.offsets) < n_frames:
+        raise ValueError(f"the beam has scanned fields for {len(beam.offsets)} frames, the twin runs {n_frames}")
     rng = np.random.default_rng(rng)
-    twin = GrowthTwin(extent, film_units, parameters, rng, graphene_rotation=float(rng.uniform(0, math.pi / 3)))
+    twin = GrowthTwin(extent, film_units, parameters, rng, graphene_rotation=float(rng.uniform(0, math.pi / 3)),
+                      beam=beam)
     frames = []
     for k in tqdm(range(n_frames), desc="kinetic twin", unit="frame", disable=not progress):
         frames.append(twin.snapshot(k))
-        twin.run(frame_time)
+        twin.run(frame_time, frame=k)
     return frames

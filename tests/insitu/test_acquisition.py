@@ -26,3 +26,22 @@ def test_acquisition_truth_and_registration(twin):
         acq[len(acq)]
     with pytest.raises(ValueError, match="do not fit"):
         insitu.SeriesAcquisition(twin, probe, shape=(600, 600), sampling=0.16)
+
+
+def test_one_dose_drives_the_twin_and_its_frames():
+    from deepstem_utils.insitu import acquisition
+
+    probe = ds.Probe(80e3, 30.0, {"C30": 2000.0}, source_size=0.5)
+    kw = dict(shape=(96, 96), frame_time=2.0, extent=(40.0, 40.0), film_units=120, seed=2, twin_seed=5)
+    series = acquisition.record_series(4, probe, dose=3e4, **kw)
+    assert series.dose == 3e4 and {f.dose for f in series.frames} == {3e4}
+    assert np.allclose([f.scan[:2] for f in series.frames], series.offsets)  # the beam scanned what was recorded
+    frames = series.frames
+    again = insitu.SeriesAcquisition(frames, probe, shape=(96, 96), frame_time=2.0, seed=2)  # the twin's dose
+    assert again.dose == 3e4 and np.array_equal(again[2], series[2])
+    with pytest.raises(ValueError, match="one dose drives both"):
+        insitu.SeriesAcquisition(frames, probe, shape=(96, 96), dose=1e4, frame_time=2.0, seed=2)
+    with pytest.raises(ValueError, match="other fields"):
+        insitu.SeriesAcquisition(frames, probe, shape=(96, 96), frame_time=2.0, seed=3)  # another drift
+    with pytest.raises(ValueError, match="cross_section"):
+        acquisition.record_series(4, ds.Probe(60e3, 30.0, {}), dose=3e4, **kw)

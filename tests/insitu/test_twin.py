@@ -51,3 +51,28 @@ def test_twin_s_vacancies_reach_their_steady_state():
     s = frames[-1].sites.counts["S"][np.isin(frames[-1].sites.species, ["S2", "S1", "vacancy"])]
     empty = 1 - s.mean() / 2
     assert empty == pytest.approx(0.2, abs=0.06)
+
+
+def test_twin_under_the_beam_keeps_its_mo_history_and_loses_s_where_scanned():
+    """The S draws are the twin's own: one seed grows the same grains at every dose; the beam adds S vacancies
+    in the scanned field, as many as σ_d·D per S atom and frame."""
+    from deepstem_utils.insitu import beam
+
+    n, field = 10, (30.0, 30.0)
+    offsets = np.tile([15.0, 15.0], (n, 1))
+    kw = dict(frame_time=2.0, extent=(60.0, 60.0), film_units=300, rng=4)
+    dark = insitu.simulate_growth(n, **kw)
+    lit = insitu.simulate_growth(n, beam=beam.BeamExposure(1e4, field, offsets, cross_section=2e3), **kw)  # σD = 0.2
+    mo = [(f.sites.species == "Mo") | (f.sites.species == "Mo_adatom") for f in lit]
+    assert all(np.array_equal(a.sites.x[(a.sites.species == "Mo") | (a.sites.species == "Mo_adatom")], b.sites.x[m])
+               for a, b, m in zip(dark, lit, mo))  # the same Mo history
+    assert dark[-1].dose == 0.0 and dark[-1].scan is None
+    assert lit[3].dose == 1e4 and lit[3].scan == (15.0, 15.0, 30.0, 30.0)
+    tallies = [e for f in lit for e in f.events if e["kind"] == "sulfur"]
+    hit, atoms = sum(t["beam"] for t in tallies), sum(t["s_atoms"] for t in tallies)
+    p = -math.expm1(-0.2)
+    assert hit == pytest.approx(p * atoms, abs=5 * math.sqrt(p * atoms)) and hit > 20
+    s_counts = lambda f: f.sites.counts["S"][np.isin(f.sites.species, ["S2", "S1", "vacancy"])]  # noqa: E731
+    assert s_counts(lit[-1]).mean() < s_counts(dark[-1]).mean() - 0.2  # far more vacancies under this beam
+    with pytest.raises(ValueError, match="scanned fields"):
+        insitu.simulate_growth(n + 1, beam=beam.BeamExposure(1e4, field, offsets), **kw)
