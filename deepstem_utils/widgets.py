@@ -223,7 +223,7 @@ class TableauExplorer(_Explorer):
         ab = dict(self.base)
         ab[self.which.value] = self.value.value
         stack = simulate_tableau(ab, self.tilts, self.energy, self.shape, self.sampling, dose=np.inf,
-                                 focal_spread=30.0, angular_spread=0.0, specimen=self.specimen, quadrature=(3, 1))  # fmt: skip
+                                 focal_spread=30.0, angular_spread=0.0, specimen=self.specimen, quadrature=(None, 1))  # fmt: skip
         spectra = [diffractogram(img, tile=self.shape[0]) for img in stack]
         side = plt.rcParams["figure.figsize"][0]
         fig = plt.figure(figsize=(side, side))

@@ -19,10 +19,10 @@ from .lsq import (
     solve_aberrations,
     solve_linear,
 )
-from .solve import FILM_DEFOCUS_ALLOWANCE, measure_aberrations
+from .solve import FILM_ASTIGMATISM_ALLOWANCE, FILM_DEFOCUS_ALLOWANCE, measure_aberrations
 from .tableau import amorphous_carbon, simulate_tableau, tableau_tilts
 
 __all__ = ["consistent_signs", "DiffractogramFit", "diffractogram", "fit_diffractogram", "ring_model", "MIN_SNR",
            "CORRECTED_LIMITS", "aberration_error", "standard_error", "apparent_aberrations", "apparent_design_matrix",
-           "measure_aberrations", "random_aberrations", "solve_aberrations", "solve_linear", "FILM_DEFOCUS_ALLOWANCE",
+           "measure_aberrations", "random_aberrations", "solve_aberrations", "solve_linear", "FILM_DEFOCUS_ALLOWANCE", "FILM_ASTIGMATISM_ALLOWANCE",
            "amorphous_carbon", "simulate_tableau", "tableau_tilts"]

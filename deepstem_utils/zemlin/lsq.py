@@ -210,8 +210,9 @@ def solve_linear(apparent: np.ndarray, tilts, order: int = 3, covariances=None, 
     p = A.shape[1]
     if sol is None:
         rank = np.linalg.matrix_rank(A, tol=1e-8 * np.abs(A).max()) if np.any(A) else 0
-        need = {1: "one untilted image", 2: "an untilted image and a ring of at least 3 tilts",
-                3: "an untilted image and two rings of tilts of different magnitude (at least 8 tilts)"}[order]  # fmt: skip
+        need = {1: "one image", 2: "at least 4 images at tilts in more than one direction (a ring of 3 tilts and an "
+                "untilted image)", 3: "at least 4 images at tilts around a ring (an untilted image and a ring of 6 "
+                "tilts; a second ring of another magnitude makes C30 and C32 far more precise)"}[order]  # fmt: skip
         raise ValueError(
             f"{n} images at these tilts cannot determine the {p} unknowns of order {order} "
             f"(rank {rank}); order {order} needs {need}. Add tilts or ask for a lower order."
@@ -253,6 +254,8 @@ def solve_with_floor(A, apparent, covs, floor, names):
     LinearSolution or None
     """
     n = len(apparent)
+    if n == 0:
+        return None
     whiten = np.linalg.inv(np.linalg.cholesky(covs + floor * np.eye(3)[None]))  # W Σ Wᵀ = 1
     Aw = np.einsum("nij,njp->nip", whiten, A.reshape(n, 3, -1)).reshape(3 * n, -1)
     yw = np.einsum("nij,nj->ni", whiten, apparent).ravel()

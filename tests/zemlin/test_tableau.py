@@ -9,6 +9,7 @@ import pytest
 
 from deepstem_utils.physics.optics import interaction_parameter
 from deepstem_utils.zemlin import tableau
+from deepstem_utils.zemlin.diffractogram import fit_diffractogram
 
 
 def test_tilts_form_staggered_rings():
@@ -52,3 +53,17 @@ def test_defocus_puts_contrast_into_the_image():
                                          specimen=film, focal_spread=0.0, angular_spread=0.0)
     # a pure phase object in focus shows (almost) no contrast; defocus turns phase into contrast
     assert defocused.std() > 5 * focused.std()
+
+
+def test_the_focal_spread_erases_the_outer_rings():
+    """With a focal spread of 50 Å (1σ) the rings' contrast exp(-(πλσk²)²/2) falls to 1e-3 at 0.75 1/Å. The
+    default averages over enough defocus points for that; the 5 fixed points the package used before left
+    rings far beyond (to about 1.5 1/Å), images richer than a real tableau."""
+    film = tableau.amorphous_carbon((512, 512), 0.2, rng=3)
+    kwargs = dict(shape=(512, 512), sampling=0.2, dose=np.inf, focal_spread=50.0, angular_spread=0.0, specimen=film)
+    reach = {}
+    for label, quadrature in (("default", (None, 1)), ("five points", (5, 1))):
+        image = tableau.simulate_tableau({"C10": -400.0}, np.zeros((1, 2)), quadrature=quadrature, **kwargs)[0]
+        reach[label] = fit_diffractogram(image, 80e3, 0.2, C30=0.0, fit_c30=False).k_range[1]
+    assert reach["default"] < 0.85
+    assert reach["five points"] > 1.1
