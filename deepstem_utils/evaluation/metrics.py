@@ -193,7 +193,8 @@ def _inside(table, extent, margin: float) -> np.ndarray:
     return (x > margin) & (x < extent[0] - margin) & (y > margin) & (y < extent[1] - margin)
 
 
-def score_series(acquisition, atoms: pd.DataFrame, radius: float = 0.7, margin: float = 0.5) -> pd.DataFrame:
+def score_series(acquisition, atoms: pd.DataFrame, radius: float = 0.7, margin: float = 0.5,
+                 frames=None) -> pd.DataFrame:
     """Score the sites found in every frame against the twin's ground truth.
 
     Parameters
@@ -207,11 +208,13 @@ def score_series(acquisition, atoms: pd.DataFrame, radius: float = 0.7, margin: 
         Match radius [Å].
     margin : float
         Sites closer than this to the frame's edge are not scored [Å].
+    frames : iterable of int, optional
+        The frames to score (default: all); a frame left out is not read at all.
 
     Returns
     -------
     DataFrame
-        Per frame: ``s_accuracy`` (balanced over S₂/S₁/vacancy), ``mo_rmse`` [pm], F1 of ``Mo``,
+        Per frame scored: ``s_accuracy`` (balanced over S₂/S₁/vacancy), ``mo_rmse`` [pm], F1 of ``Mo``,
         ``S2``, ``S1`` and ``Mo_adatom``, the adatoms' ``adatom_tp``, ``adatom_fp`` and ``adatom_fn`` (a
         true adatom matched by a reported one, a reported one that matches none, a true one not reported),
         and the true numbers of Mo, S₁, vacancies and adatoms in the field. ``F1_adatom`` is
@@ -219,7 +222,7 @@ def score_series(acquisition, atoms: pd.DataFrame, radius: float = 0.7, margin: 
         NaN only without any); :func:`series_f1` pools the counts over the series.
     """
     rows = []
-    for i in range(len(acquisition)):
+    for i in range(len(acquisition)) if frames is None else frames:
         truth = acquisition.truth(i)
         found = atoms[atoms["frame"] == i]
         result = score_sites(found, truth, extent=acquisition.field, radius=radius, margin=margin)

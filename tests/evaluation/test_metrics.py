@@ -98,6 +98,7 @@ def test_series_adatom_scores_and_their_causes():
     assert scores[["adatom_tp", "adatom_fp", "adatom_fn"]].to_numpy().tolist() == [[1, 2, 1], [0, 1, 1], [0, 1, 0]]
     assert scores.F1_adatom.tolist() == [pytest.approx(0.4), 0.0, 0.0]  # the old per-frame F1 ignored frames 1 and 2
     assert metrics.series_f1(scores) == pytest.approx(2 / (2 + 4 + 2))
+    assert metrics.score_series(series, found, frames=[2, 0]).frame.tolist() == [2, 0]
     errors = metrics.adatom_errors(series, found)
     assert sorted(errors.cause) == sorted(["adatom read as a grain Mo", "grain Mo at the frame's edge",
                                           "grain Mo inside the frame", "no atom there", "adatom not found",
