@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from ..physics.probe import psf_grid
 from . import dataset
 from .model import UNet, atom_blur, decode, em_otfs, em_refine, encoder_input
-from .weights import save_model
+from .weights import load_model, save_model
 
 __all__ = ["DEFAULT_CONFIG", "QUICK_CONFIG", "TARGETS", "RANGED", "check_config", "make_batch", "encode", "save_checkpoint", "output_names", "train", "main"]
 
@@ -72,6 +72,7 @@ DEFAULT_CONFIG = {
     "checkpoint_every": 200,
     "validation_frames": 8,
     "threads": 2,
+    "init": None,
 }
 #: A configuration that trains in well under a minute (tests, quick mode).
 QUICK_CONFIG = {**DEFAULT_CONFIG, "steps": 40, "batch": 4, "crop": 64, "checkpoint_every": 20,
@@ -91,7 +92,7 @@ def check_config(config: dict) -> dict:
     Network: ``base``, ``depth``, ``stem`` (see :class:`model.UNet`), ``em_steps`` (data-consistency steps
     after the encoder, :func:`model.em_refine`, in :func:`reconstruct`; also inside the training loss unless
     ``em_in_training`` is False, which halves the cost of a training step), ``atom_width`` (the encoder's fixed
-    blur [Å]).
+    blur [Å]), ``init`` (a weights file to start from instead of random weights: a warm start).
     """
     unknown = set(config) - set(DEFAULT_CONFIG)
     if unknown:
@@ -275,11 +276,18 @@ def train(config: dict | None = None, out: str | os.PathLike = "training", resum
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(config["seed"])
     net = UNet(base=config["base"], depth=config["depth"], stem=config["stem"])
+    if config["init"]:  # a warm start: the weights of another run, with this run's architecture
+        start_net, start_config = load_model(config["init"])
+        if any(start_config.get(k, DEFAULT_CONFIG[k]) != config[k] for k in ("base", "depth", "stem")):
+            raise ValueError(f"init weights {config['init']} have another architecture (base, depth, stem) than "
+                             "this run's config")
+        net.load_state_dict(start_net.state_dict())
     opt = torch.optim.Adam(net.parameters(), lr=config["lr"])
     start, log = 0, []
     if resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        if state["config"] != config:
+        # keys added after a checkpoint was written take their defaults, so an older run still resumes
+        if {**DEFAULT_CONFIG, **state["config"]} != {**DEFAULT_CONFIG, **config}:
             raise ValueError(f"{ckpt_path} was written with a different config; resume with the same one")
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])

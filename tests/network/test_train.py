@@ -106,3 +106,33 @@ def test_supervised_loss_is_relative_mse():
     assert float(train.supervised_loss(truth, truth)) == 0.0
     assert float(train.supervised_loss(torch.zeros_like(truth), truth)) == pytest.approx(1.0)
     assert float(train.supervised_loss(2 * truth, truth)) == pytest.approx(1.0)
+
+
+def test_the_committed_config_retrains_reproducibly(tmp_path):
+    """The shipped weights' configuration, shortened: two runs give the same weights file (SHA-256), and every
+    physics range and the architecture of the config are used (stem, depth, em_steps recorded)."""
+    from pathlib import Path
+
+    from deepstem_utils.network import weights
+
+    config = json.loads((Path(weights.WEIGHTS).with_name("train_config.json")).read_text())
+    short = {**config, "steps": 3, "batch": 2, "crop": 48, "checkpoint_every": 3, "validation_frames": 1}
+    train.train(short, tmp_path / "a", progress=False)
+    train.train(short, tmp_path / "b", progress=False)
+    a = json.loads((tmp_path / "a" / "deepstem.json").read_text())
+    b = json.loads((tmp_path / "b" / "deepstem.json").read_text())
+    assert a["sha256"] == b["sha256"]
+    assert {k: a["config"][k] for k in ("stem", "depth", "em_steps")} == {k: config[k] for k in ("stem", "depth",
+                                                                                                  "em_steps")}
+
+
+def test_a_warm_start_begins_where_its_weights_are(tmp_path):
+    first, _ = train.train(TINY, tmp_path / "first", progress=False)
+    warm, log = train.train({**TINY, "steps": 4, "init": str(tmp_path / "first" / "deepstem.pt"), "seed": 3},
+                            tmp_path / "warm", progress=False)
+    cold, cold_log = train.train({**TINY, "steps": 4, "seed": 3}, tmp_path / "cold", progress=False)
+    # step 0 scores the starting weights on the same held-out frames: the warm start is the first run's network
+    assert log[0]["val_loss"] != cold_log[0]["val_loss"]
+    with pytest.raises(ValueError, match="architecture"):
+        train.train({**TINY, "base": 16, "init": str(tmp_path / "first" / "deepstem.pt")}, tmp_path / "bad",
+                    progress=False)
