@@ -43,7 +43,7 @@ import tqdm.std
 from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.figure import Figure
 
-__all__ = ["COLUMN_PX", "DPI", "FIGURE_PX", "MIN_TEXT_PX", "STYLE", "TEXT_SIZE_KEY", "setup", "interactive_client",
+__all__ = ["COLUMN_PX", "DPI", "FIGURE_PX", "MIN_TEXT_PX", "STYLE", "TEXT_SIZE_KEY", "setup", "table", "sci", "interactive_client",
            "show_progress_bars", "drawn_text_sizes", "figure_png"]
 
 #: Width of the book's text column [CSS px], measured in the built book with headless Chromium
@@ -193,6 +193,45 @@ def figure_png(fig: Figure) -> bytes | None:
                 facecolor=fig.get_facecolor(), edgecolor=fig.get_edgecolor(),
                 metadata={TEXT_SIZE_KEY: f"{min(sizes):.3f}" if sizes else "none"})  # fmt: skip
     return buffer.getvalue()
+
+
+def table(frame: pd.DataFrame, formats: dict | str | None = None, missing: str = "—"):
+    """A padded table without an index column, the book's style for every printed table.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The table; units belong in its column names (``"dose [e⁻/Å²]"``).
+    formats : dict or str, optional
+        Format per column (``{"PSNR [dB]": "{:.1f}"}``), or one format for every numeric column.
+    missing : str
+        What a missing value (NaN, None) shows: a dash, or words such as ``"none"``.
+
+    Returns
+    -------
+    Styler
+        Rendered by the notebook (and the book) as an HTML table.
+    """
+    if isinstance(formats, str):
+        formats = {c: formats for c in frame.select_dtypes("number").columns}
+    styler = frame.style.format(formats or {}, na_rep=missing).hide(axis="index")
+    return styler.set_table_attributes('class="dataframe"')
+
+
+def sci(x: float, digits: int = 1) -> str:
+    """``x`` as 'a × 10ⁿ' (or '10ⁿ' for a power of ten), for tables and glued text.
+
+    Examples
+    --------
+    >>> sci(25000.0)
+    '2.5 × 10⁴'
+    >>> sci(1e-3)
+    '10⁻³'
+    """
+    exponent = int(np.floor(np.log10(abs(x))))
+    mantissa = round(x / 10**exponent, digits)
+    power = "10" + str(exponent).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+    return power if mantissa == 1 else f"{mantissa:g} × {power}"
 
 
 def _series_html(series: pd.Series) -> str:
