@@ -2,6 +2,8 @@
 
 Usage: python tools/run_notebook.py notebooks/03_training_data.md [--quick]
 
+Prints every cell's text output, every glued value (name = shown text) and every table's HTML.
+
 Chapters are MyST Markdown notebooks; jupytext reads them, nbclient runs them in the
 chapter's folder (as the book does).
 """
@@ -28,6 +30,11 @@ for i, cell in enumerate(nb.cells):
     for out in cell.get("outputs", []):
         if out.get("name") == "stdout":
             print(f"[{i}] {out['text'].rstrip()}")
+        elif "scrapbook" in out.get("metadata", {}):  # a glued value: its name and what the text shows
+            name = out["metadata"]["scrapbook"].get("name")
+            print(f"[{i}] glue {name} = {out.get('data', {}).get('text/plain', '')[:300]}")
+        elif "data" in out and "text/html" in out["data"] and "image/png" not in out["data"]:
+            print(f"[{i}] {out['data']['text/html'][:3000]}")  # tables (Styler): their HTML
         elif "data" in out and "text/plain" in out["data"] and "image/png" not in out["data"]:
             print(f"[{i}] {out['data']['text/plain'][:1500]}")
 print(f"executed {path} in {time.perf_counter() - start:.0f} s")

@@ -22,7 +22,11 @@ from ..core.signals import real_array
 from ..network.model import wiener as wiener_channel
 from ..physics.imaging import linear_image
 
-__all__ = ["gaussian", "wiener", "richardson_lucy", "richardson_lucy_path", "bm3d", "atomap_sites"]
+__all__ = ["GAUSSIAN_SIGMA", "gaussian", "wiener", "richardson_lucy", "richardson_lucy_path", "bm3d", "atomap_sites"]
+
+
+#: Width (1σ) of the Gaussian filter the evaluation uses as a baseline and to locate columns in a frame [Å].
+GAUSSIAN_SIGMA = 0.25
 
 
 def gaussian(image: np.ndarray, sigma: float) -> np.ndarray:

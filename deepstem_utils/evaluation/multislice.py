@@ -36,6 +36,7 @@ from ..atoms.quantify import column_intensities
 from ..physics.imaging import electrons_per_pixel, linear_image
 from ..physics.probe import Probe, psf_grid
 from ..physics.specimen import Sites
+from .baselines import GAUSSIAN_SIGMA
 from .metrics import match_sites
 
 __all__ = ["MultisliceFrame", "MultisliceSet", "load_multislice_set", "class_levels", "oracle_species", "oracle_rows",
@@ -217,7 +218,7 @@ def oracle_rows(frame, psf: np.ndarray, extent: tuple[float, float], margin: flo
     inside = (x > margin) & (x < extent[0] - margin) & (y > margin) & (y < extent[1] - margin)
     levels = class_levels(frame, psf)
     exact = oracle_species(frame, psf=psf, levels=levels)
-    smoothed = ndimage.gaussian_filter(frame.counts, 0.25 / frame.sampling, mode="reflect")
+    smoothed = ndimage.gaussian_filter(frame.counts, GAUSSIAN_SIGMA / frame.sampling, mode="reflect")
     found = find_atoms(smoothed, frame.sampling, one_atom_fraction=0.5, counts=frame.counts, psf=psf, quiet=True)
     positions = np.stack([x, y], 1)
     located = np.zeros(len(x), bool)

@@ -98,7 +98,7 @@ def estimate(method: str, frame, psf: np.ndarray, rl_max: int = 100) -> np.ndarr
     if method == "raw":
         return frame.counts
     if method == "gaussian":
-        return baselines.gaussian(frame.counts, 0.25 / frame.sampling)
+        return baselines.gaussian(frame.counts, baselines.GAUSSIAN_SIGMA / frame.sampling)
     if method == "wiener":
         return baselines.wiener(frame.counts, psf)
     if method == "bm3d":
