@@ -32,7 +32,8 @@ for i, cell in enumerate(nb.cells):
             print(f"[{i}] {out['text'].rstrip()}")
         elif "scrapbook" in out.get("metadata", {}):  # a glued value: its name and what the text shows
             name = out["metadata"]["scrapbook"].get("name")
-            print(f"[{i}] glue {name} = {out.get('data', {}).get('text/plain', '')[:300]}")
+            plain = [v for k, v in out.get('data', {}).items() if k.endswith('text/plain')]
+            print(f"[{i}] glue {name} = {(plain or [''])[0][:300]}")
         elif "data" in out and "text/html" in out["data"] and "image/png" not in out["data"]:
             print(f"[{i}] {out['data']['text/html'][:3000]}")  # tables (Styler): their HTML
         elif "data" in out and "text/plain" in out["data"] and "image/png" not in out["data"]:
