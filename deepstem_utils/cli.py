@@ -10,7 +10,6 @@ report on stdout.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -35,8 +34,7 @@ from .zemlin.solve import measure_aberrations
 __all__ = ["main", "build_parser", "read_tilts", "BAD_INPUT"]
 
 #: Errors that mean bad input or usage (exit status 2); any other error is a failure at run time (1).
-BAD_INPUT = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError, ValueError,
-             TypeError)
+BAD_INPUT = cli_train.BAD_INPUT
 
 
 class _UsageError(Exception):
@@ -164,24 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    try:
-        with open(os.devnull, "w") as devnull, \
-                contextlib.redirect_stdout(devnull) if args.quiet else contextlib.nullcontext():
-            return _COMMANDS[args.command](args)
-    except KeyboardInterrupt:
-        print(f"deepstem {args.command}: interrupted", file=sys.stderr)
-        return 130
-    except BAD_INPUT as err:
-        print(f"deepstem {args.command}: error: {_one_line(err)}", file=sys.stderr)
-        return 2
-    except Exception as err:  # a failure at run time: one line, not a traceback
-        print(f"deepstem {args.command}: failed: {type(err).__name__}: {_one_line(err)}", file=sys.stderr)
-        return 1
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    return cli_train.run_command(args.command, _COMMANDS[args.command], args)
 
 
 def _check_output(path: Path, overwrite: bool) -> Path:

@@ -30,7 +30,7 @@ from .network.train import main as simulated_main
 from .network.weights import load_model, sha256
 from .physics.probe import Probe
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "run_command", "one_line", "BAD_INPUT"]
 
 #: Errors that mean bad input (exit status 2); any other error is a failure at run time (1).
 BAD_INPUT = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError, ValueError,
@@ -70,24 +70,31 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except ValueError as err:
-        print(f"deepstem train: error: {_one_line(err)}", file=sys.stderr)
+        print(f"deepstem train: error: {one_line(err)}", file=sys.stderr)
         return 2
+    return run_command("train", _train_frames, args, interrupted="interrupted (continue with --resume)")
+
+
+def run_command(name: str, command, args: argparse.Namespace, interrupted: str = "interrupted") -> int:
+    """Run ``command(args)`` as ``deepstem name`` does: bad input exits 2 and a failure at run time 1, each with
+    one line on stderr instead of a traceback; ``args.quiet`` silences stdout."""
     try:
         with open(os.devnull, "w") as devnull, \
                 contextlib.redirect_stdout(devnull) if args.quiet else contextlib.nullcontext():
-            return _train_frames(args)
+            return command(args)
     except KeyboardInterrupt:
-        print("deepstem train: interrupted (continue with --resume)", file=sys.stderr)
+        print(f"deepstem {name}: {interrupted}", file=sys.stderr)
         return 130
     except BAD_INPUT as err:
-        print(f"deepstem train: error: {_one_line(err)}", file=sys.stderr)
+        print(f"deepstem {name}: error: {one_line(err)}", file=sys.stderr)
         return 2
     except Exception as err:  # a failure at run time: one line, not a traceback
-        print(f"deepstem train: failed: {type(err).__name__}: {_one_line(err)}", file=sys.stderr)
+        print(f"deepstem {name}: failed: {type(err).__name__}: {one_line(err)}", file=sys.stderr)
         return 1
 
 
-def _one_line(err: BaseException) -> str:
+def one_line(err: BaseException) -> str:
+    """The first line of an error's message (its type when it has none)."""
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
 

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import io
 
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import display
 
+from .book import figure_png
 from .physics.imaging import linear_image
 from .physics.optics import aberration_phase
 from .physics.probe import Probe
-from .book import figure_png
 from .plotting import column_figure, show_image, tableau_montage
 from .zemlin.diffractogram import diffractogram
 from .zemlin.tableau import amorphous_carbon, simulate_tableau
