@@ -343,28 +343,48 @@ def show_sites(ax, x, y, species, legend: bool = True, skip=("C",), **kwargs):
         legend_outside(ax)
 
 
-def draw_autoencoder(ax):
-    """Draw the DeepSTEM autoencoder (the counterpart of the paper's Fig. 1a) on ``ax``."""
+def draw_autoencoder(ax, depth: int = 4, stem: int = 2, em_steps: int = 3):
+    """Draw the DeepSTEM autoencoder (the counterpart of the paper's Fig. 1a) on ``ax``.
+
+    Data flow left to right on the top row (frame, probe channel, learned encoder, the
+    fixed data-consistency steps, object), the fixed decoder and the training loss below.
+    Sized for :func:`column_figure` ``(1, 1, aspect=0.4)``.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    depth, stem, em_steps : int
+        The encoder's U-Net levels, its stem (2: folded into 2 × 2 blocks, 1: none) and the
+        number of EM steps after it (0: the block is not drawn), as in a weights file's config.
+    """
     ax.set_xlim(0, 12)
-    ax.set_ylim(0, 4)
+    ax.set_ylim(0, 4.75)
     ax.axis("off")
+    fold = "2×2 fold, " if stem > 1 else ""
+    unfold = "unfold, " if stem > 1 else ""
+    encoder = f"encoder (learned)\n{fold}U-Net,\n{depth} levels,\n{unfold}softplus ≥ 0\n+ atom blur (fixed)"
     boxes = [
-        (0.2, 1.5, 1.7, 1.0, "noisy frame\n$x_1$ (counts)", "#dddddd"),
-        (2.4, 1.5, 1.9, 1.0, "normalise +\nWiener($x_1$; PSF)", "#cfe2f3"),
-        (4.8, 1.2, 1.9, 1.6, "encoder\nU-Net (learned)\nsoftplus ≥ 0,\natom blur (fixed)", "#9fc5e8"),
-        (7.2, 1.5, 1.5, 1.0, "object\n$\\hat O \\geq 0$", "#ffe599"),
-        (9.2, 1.5, 2.5, 1.0, "decoder (fixed)\n$|P|^2 \\circledast \\hat O$", "#f4cccc"),
-        (9.2, 3.0, 2.5, 0.8, "Poisson NLL vs\nindependent $x_2$", "#d9ead3"),
-        (2.4, 0.1, 1.9, 0.8, "measured probe\n(Zemlin, ch. 2)", "#ead1dc"),
+        (0.05, 3.0, 1.6, 1.2, "frame\n$x$ (counts)", "#dddddd"),
+        (2.0, 3.0, 1.9, 1.2, "normalise +\nWiener($x$; $P$)", "#cfe2f3"),
+        (4.25, 2.55, 2.3, 2.1, encoder, "#9fc5e8"),
+        (9.9, 3.0, 2.05, 1.2, "object\n$\\hat O \\geq 0$", "#ffe599"),
+        (2.0, 0.2, 1.9, 1.2, "measured probe\n$|P|^2$ (ch. 2)", "#ead1dc"),
+        (4.6, 0.2, 2.5, 1.2, "decoder (fixed)\n$|P|^2 \\circledast \\hat O$", "#f4cccc"),
+        (8.45, 0.2, 3.5, 1.2, "training only: Poisson\nNLL vs independent $x_2$", "#d9ead3"),
     ]
+    if em_steps:
+        boxes.append((6.9, 3.0, 2.65, 1.2, f"{em_steps} EM steps\nagainst $x$ (fixed,\nreconstruct only)", "#fce5cd"))
     for x, y, w, h, text, color in boxes:
         ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.05", facecolor=color, edgecolor="k"))
-        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=8.5)
-    arrows = [((1.9, 2.0), (2.4, 2.0)), ((4.3, 2.0), (4.8, 2.0)), ((6.7, 2.0), (7.2, 2.0)),
-              ((8.7, 2.0), (9.2, 2.0)), ((10.45, 2.5), (10.45, 3.0)), ((3.35, 0.9), (3.35, 1.5)),
-              ((4.3, 0.5), (10.45, 1.5))]
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize="small")
+    arrows = [((1.65, 3.6), (2.0, 3.6)), ((3.9, 3.6), (4.25, 3.6)), ((2.95, 1.4), (2.95, 3.0)),
+              ((3.9, 0.8), (4.6, 0.8)), ((10.4, 3.0), (7.0, 1.4)), ((7.1, 0.8), (8.45, 0.8))]
+    if em_steps:
+        arrows += [((6.55, 3.6), (6.9, 3.6)), ((9.55, 3.6), (9.9, 3.6)), ((3.9, 1.2), (7.6, 3.0))]
+    else:
+        arrows += [((6.55, 3.6), (9.9, 3.6))]
     for start, end in arrows:
-        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=12, color="k"))
+        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=10, color="k"))
 
 
 def show_series_panel(ax, obj: np.ndarray, atoms, sampling: float, title: str | None = None,
