@@ -83,6 +83,8 @@ def test_reconstruct_signal_keeps_calibration(frame):
     assert out.axes_manager.signal_axes[0].scale == pytest.approx(frame.sampling / 10)
     assert out.metadata.Acquisition_instrument.TEM.beam_energy == 80.0
     assert out.metadata.DeepSTEM.probe["semiangle"] == 30.0
+    assert out.metadata.DeepSTEM.precision == ("bfloat16" if native_bfloat16() else "float32")  # the path that ran
+    assert reconstruct(signal, frame.probe, precision="float32").metadata.DeepSTEM.precision == "float32"
     np.testing.assert_allclose(out.data, reconstruct(frame.counts, frame.probe, sampling=frame.sampling))
     assert signal.metadata.General.title == "my frame"  # the input is untouched
 
