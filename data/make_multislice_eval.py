@@ -12,7 +12,7 @@ Physics and settings (assumptions where the paper gives none):
 * Structure: :func:`deepstem_utils.physics.specimen.random_mos2` in projection, lifted
   to 3-D: Mo at z = 0, S at ±1.585 Å (an S₁ column keeps its top or bottom S at
   random), Mo adatoms 1.6 Å above the top S plane, graphene 3.35 Å below the bottom S plane.
-  The frame (128 × 128 px of 0.16 Å) sits in a cell 4 Å larger on every side (vacuum
+  The frame (112 × 112 px of 0.16 Å) sits in a cell 4 Å larger on every side (vacuum
   beyond the structure's edge, so the periodic cell does not wrap).
 * Frozen phonons: Gaussian displacements, 1σ per direction 0.05 Å (Mo), 0.07 Å (S),
   0.07 Å (C) (room temperature, an assumption of the order of the MoS₂ Debye-Waller factors).
@@ -26,9 +26,9 @@ Physics and settings (assumptions where the paper gives none):
 * Detector: a flexible annular detector in 2 mrad rings; the file keeps the HAADF
   range of each voltage, 60-200 mrad at 80 kV and 70-220 mrad at 60 kV (realistic ranges).
 
-Output (float32 images, small): ``images`` (n, 128, 128) detected fraction per incident
+Output (float32 images, small): ``images`` (n, 112, 112) detected fraction per incident
 electron; per frame its condition, the true sites (x, y [Å] in frame coordinates, species),
-the true probe (JSON) and every setting. About 70 min on 2 cores.
+the true probe (JSON) and every setting. About an hour on one idle core (PRISM is single-threaded here).
 
 Run: ``.venv/bin/python data/make_multislice_eval.py`` (``--quick``: a tiny cell in seconds, for tests).
 """
@@ -56,7 +56,7 @@ DETECTORS = {80e3: (60.0, 200.0), 60e3: (70.0, 220.0)}
 CONDITIONS = [(80e3, False), (80e3, True), (60e3, False), (60e3, True)]
 SIGMAS = {"Mo": 0.05, "S": 0.07, "C": 0.07}
 Z_S, Z_ADATOM, Z_GRAPHENE = 1.585, 1.585 + 1.6, -(1.585 + 3.35)
-SETTINGS = dict(sampling=0.16, size=128, frames_per_condition=3, pad=4.0, potential_sampling=0.05,
+SETTINGS = dict(sampling=0.16, size=112, frames_per_condition=2, pad=4.0, potential_sampling=0.05,
                 slice_thickness=1.0, interpolation=3, nodes=7, seed=2023,
                 defects=dict(s_vacancy=0.15, s_divacancy=0.05, mo_vacancy=0.02, adatoms=0.006, twin=0.0,
                              edge=0.0))
