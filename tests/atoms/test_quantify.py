@@ -76,9 +76,11 @@ def test_find_atoms_with_counts_reads_a_lone_s_at_half():
     plain = metrics.score_sites(ds.find_atoms(obj, sampling=S), frame.sites, extent)
     fitted = ds.find_atoms(obj, sampling=S, counts=frame.counts, psf=psf)
     score = metrics.score_sites(fitted, frame.sites, extent)
-    # the network lifts a lone S towards S2 by a frame-dependent amount; the counts are linear in the atoms
+    # the counts are linear in the atoms; the shipped object, after its data-consistency steps, nearly is (it was
+    # 0.1 behind the fit before them): the fit must still read the sites at least as well as the object alone
     assert score["s_site_accuracy"] > 0.95
-    assert score["s_site_accuracy"] > plain["s_site_accuracy"] + 0.1
+    assert score["s_site_accuracy"] >= plain["s_site_accuracy"] - 0.01
+    assert plain["s_site_accuracy"] > 0.9
     assert set(fitted.columns) >= {"x", "y", "species", "confidence", "intensity"}
 
 
