@@ -34,6 +34,7 @@ import io
 import os
 import random
 import sys
+import warnings
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -256,6 +257,9 @@ def setup(seed: int = 2021, *, progress: bool | None = None) -> np.random.Genera
         Seeded with ``seed``.
     """
     mpl.rcParams.update(STYLE)
+    # constrained layout says this of every figure that also holds hand-placed axes (tableau montages, the
+    # animation's panels); the layout of the gridspec axes is still right, and the book must build without stderr
+    warnings.filterwarnings("ignore", message="There are no gridspecs with layoutgrids", category=UserWarning)
     if progress is None:
         progress = interactive_client() and os.environ.get("TQDM_DISABLE", "").lower() in ("", "0", "false")
     show_progress_bars(progress)
