@@ -31,7 +31,7 @@ from .optics import (
     wavelength,
 )
 
-__all__ = ["Probe", "psf_grid", "focal_nodes", "focal_spread_from", "probe_fwhm", "probe_d50", "scherzer_defocus"]
+__all__ = ["Probe", "psf_grid", "focal_nodes", "focal_nodes_for_phase", "focal_spread_from", "probe_fwhm", "probe_d50", "scherzer_defocus"]
 
 
 def _gaussian_blur_fourier(shape, sampling, fwhm: float) -> np.ndarray:
@@ -412,7 +412,13 @@ def focal_nodes(focal_spread: float, cutoff_frequency: float, wavelength: float)
     wavelength : float
         Electron wavelength [Å].
     """
-    omega = math.pi * wavelength * cutoff_frequency**2 * focal_spread
+    return focal_nodes_for_phase(focal_spread, math.pi * wavelength * cutoff_frequency**2 * focal_spread)
+
+
+def focal_nodes_for_phase(focal_spread: float, omega: float) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss–Hermite nodes [Å] and weights (summing to 1) for a Gaussian focal spread whose one standard
+    deviation adds at most the phase ``omega`` [rad] to any beam: ⌈2ω + ω²/4⌉ + 3 nodes, capped at 100 (the rule
+    of :func:`focal_nodes`, which takes ω at the aperture edge; a tilted tableau beam adds its tilt's term)."""
     n = min(int(math.ceil(2 * omega + omega**2 / 4)) + 3, 100)
     x, w = np.polynomial.hermite_e.hermegauss(n)
     return focal_spread * x, w / w.sum()

@@ -16,6 +16,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ..physics.optics import aberration_phase, interaction_parameter, validate_aberrations, wavelength
+from ..physics.probe import focal_nodes_for_phase
 
 __all__ = ["tableau_tilts", "amorphous_carbon", "simulate_tableau"]
 
@@ -244,14 +245,14 @@ def _focal_points(focal_spread: float, count: int | None, lam: float, k_band: fl
     """Gauss-Hermite defocus offsets [Å] and weights for a Gaussian focal spread.
 
     ``count`` None: enough for every beam. A beam k of a tilted wave gains the phase ω = π σ (λk² + 2 τ·k)
-    per σ of defocus; the rule of :func:`deepstem_utils.physics.probe.focal_nodes` (⌈2ω + ω²/4⌉ + 3 nodes,
-    at most 100) for the largest ω in the band. Too few nodes leave rings where the spread erases them.
+    per σ of defocus; :func:`deepstem_utils.physics.probe.focal_nodes_for_phase` for the largest ω in the
+    band. Too few nodes leave rings where the spread erases them.
     """
     if focal_spread <= 0:
         return np.zeros(1), np.ones(1)
-    omega = math.pi * focal_spread * (lam * k_band**2 + 2 * tilt * k_band)
-    n = int(count) if count is not None else min(int(math.ceil(2 * omega + omega**2 / 4)) + 3, 100)
-    x, w = _gauss_hermite(n)
+    if count is None:
+        return focal_nodes_for_phase(focal_spread, math.pi * focal_spread * (lam * k_band**2 + 2 * tilt * k_band))
+    x, w = _gauss_hermite(int(count))
     return focal_spread * x, w
 
 
