@@ -16,7 +16,7 @@ Physics and settings (assumptions where the paper gives none):
   beyond the structure's edge, so the periodic cell does not wrap).
 * Frozen phonons: Gaussian displacements, 1σ per direction 0.05 Å (Mo), 0.07 Å (S),
   0.07 Å (C) (room temperature, an assumption of the order of the MoS₂ Debye-Waller factors).
-* Probe: the book's true instrument (``TRUTH`` below, as in ``data/make_probe.py``),
+* Probe: the book's true instrument (``TRUTH`` of ``data/make_probe.py``, imported from it),
   30 mrad, focal spread 1σ = Cc σ_E / E with Cc 1.5 mm and 0.63 eV FWHM (50 Å at 80 kV,
   67 Å at 60 kV), source 0.5 Å FWHM (applied as a Gaussian blur of the scan).
   The focal spread is averaged by Gauss–Hermite quadrature (``NODES`` nodes); each node is
@@ -46,12 +46,12 @@ import numpy as np
 from scipy import ndimage
 
 from deepstem_utils.physics import specimen
-from deepstem_utils.physics.probe import Probe, focal_spread_from
+from deepstem_utils.physics.probe import Probe
+
+sys.path.insert(0, str(Path(__file__).parent))
+from make_probe import SEMIANGLE, SOURCE, TRUTH, focal_spread  # noqa: E402  (one instrument for both scripts)
 
 OUT = Path(__file__).with_name("multislice_eval.npz")
-TRUTH = {"C10": 12.0, "C12": 15.0, "phi12": 0.6, "C21": 70.0, "phi21": -1.2, "C23": 60.0, "phi23": 0.4,
-         "C30": 3.0e3}
-SEMIANGLE, SOURCE, CC, ENERGY_SPREAD_FWHM = 30.0, 0.5, 1.5e7, 0.63
 DETECTORS = {80e3: (60.0, 200.0), 60e3: (70.0, 220.0)}
 CONDITIONS = [(80e3, False), (80e3, True), (60e3, False), (60e3, True)]
 SIGMAS = {"Mo": 0.05, "S": 0.07, "C": 0.07}
@@ -65,8 +65,7 @@ QUICK = dict(SETTINGS, size=24, frames_per_condition=1, pad=2.0, interpolation=1
 
 def true_probe(energy: float) -> Probe:
     """The instrument's true probe at ``energy`` [eV]."""
-    focal = focal_spread_from(CC, ENERGY_SPREAD_FWHM / (2 * math.sqrt(2 * math.log(2))), energy)
-    return Probe(energy, SEMIANGLE, TRUTH, source_size=SOURCE, focal_spread=focal)
+    return Probe(energy, SEMIANGLE, TRUTH, source_size=SOURCE, focal_spread=focal_spread(energy))
 
 
 def atoms_3d(sites: specimen.Sites, offset: float, rng: np.random.Generator):
