@@ -1,6 +1,6 @@
 """Execute a chapter and print its text outputs (a quick look without building the book).
 
-Usage: python tools/run_notebook.py notebooks/03_training_data.md [--quick]
+Usage: python tools/run_notebook.py notebooks/03_training_data.md [--quick] [--times]
 
 Prints every cell's text output, every glued value (name = shown text) and every table's HTML.
 
@@ -39,3 +39,14 @@ for i, cell in enumerate(nb.cells):
         elif "data" in out and "text/plain" in out["data"] and "image/png" not in out["data"]:
             print(f"[{i}] {out['data']['text/plain'][:1500]}")
 print(f"executed {path} in {time.perf_counter() - start:.0f} s")
+if "--times" in sys.argv:  # each code cell's wall time (nbclient records it), slowest first
+    from datetime import datetime
+    rows = []
+    for i, cell in enumerate(nb.cells):
+        ex = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in ex and "shell.execute_reply" in ex:
+            t0, t1 = (datetime.fromisoformat(ex[k].replace("Z", "+00:00"))
+                      for k in ("iopub.execute_input", "shell.execute_reply"))
+            rows.append(((t1 - t0).total_seconds(), i, cell.source.splitlines()[0][:70] if cell.source else ""))
+    for sec, i, first in sorted(rows, reverse=True)[:12]:
+        print(f"  cell {i:3d} {sec:7.1f} s  {first}")

@@ -109,16 +109,19 @@ def _patches(shape, x_px: np.ndarray, y_px: np.ndarray, radius: int):
 
 
 def _design(shape, x_px: np.ndarray, y_px: np.ndarray, kernel: np.ndarray, radius: int):
-    """Sparse design matrix (pixels × columns + 1): each column's kernel at its sub-pixel position, then ones."""
+    """Sparse design matrix (pixels × columns + 1), compressed by column: each column's kernel at its sub-pixel
+    position, then ones."""
     ny, nx = shape
     index, keep, qy, qx = _patches(shape, x_px, y_px, radius)
     values = _shift_table(kernel, radius)[qy, qx]               # (n, side, side)
     n = len(x_px)
-    column = np.broadcast_to(np.arange(n)[:, None, None], values.shape)
-    rows = np.concatenate([index[keep], np.arange(ny * nx)])
-    cols = np.concatenate([column[keep], np.full(ny * nx, n)])
+    # compressed by column, built directly: each patch's pixel indices increase in C order (rows, then columns
+    # within a row), so a column's entries are already sorted; the background column holds every pixel
+    per_column = keep.reshape(n, -1).sum(axis=1)
+    indptr = np.concatenate([[0], np.cumsum(per_column), [per_column.sum() + ny * nx]])
+    indices = np.concatenate([index[keep], np.arange(ny * nx)])
     vals = np.concatenate([values[keep], np.ones(ny * nx)])
-    return sparse.csr_matrix((vals, (rows, cols)), shape=(ny * nx, n + 1))
+    return sparse.csc_matrix((vals, indices, indptr), shape=(ny * nx, n + 1))
 
 
 def _poisson_weights(expected: np.ndarray, data: np.ndarray) -> np.ndarray:
@@ -194,17 +197,20 @@ def column_intensities(image: np.ndarray, x, y, kernel: np.ndarray, sampling: fl
     weights = np.ones_like(data)
     # a column whose kernel lies (almost) entirely outside the frame cannot be measured: NaN
     inside = np.asarray(A.sum(axis=0)).ravel() > 1e-3
-    A_in = A[:, np.flatnonzero(inside)]
-    AT = A_in.T.tocsr()
+    A_in = A[:, np.flatnonzero(inside)]       # compressed by column: selecting columns is cheap
+    AT = A_in.T                                 # compressed by row (a transpose, no copy)
+    A_rows = A_in.tocsr()                       # the product below needs the rows
     solution = np.full(A.shape[1], np.nan)
     for _ in range(1 + (reweight if poisson else 0)):
         # the normal equations: sparse (each column overlaps only its neighbours, plus the background)
-        normal = (AT @ sparse.diags(weights) @ A_in).tocsr()
+        # A^T W with W diagonal: each pixel's entries scaled (the index arrays are shared, not copied)
+        ATw = sparse.csr_matrix((AT.data * weights[AT.indices], AT.indices, AT.indptr), shape=AT.shape)
+        normal = (ATw @ A_rows).tocsr()
         # symmetric positive definite and nearly diagonal: conjugate gradients with a Jacobi preconditioner
         jacobi = 1.0 / normal.diagonal()
         precondition = LinearOperator(normal.shape, matvec=lambda v: jacobi * v)
         start = None if np.isnan(solution[inside]).any() else solution[inside]
-        solution[inside], _ = cg(normal, AT @ (weights * data), x0=start, M=precondition, rtol=1e-10, atol=0.0,
+        solution[inside], _ = cg(normal, ATw @ data, x0=start, M=precondition, rtol=1e-10, atol=0.0,
                                  maxiter=5000)
         expected = A_in @ solution[inside]
         weights = _poisson_weights(expected, data)
@@ -212,7 +218,8 @@ def column_intensities(image: np.ndarray, x, y, kernel: np.ndarray, sampling: fl
         return solution[:-1], float(solution[-1])
     w = _poisson_weights(expected, data) if poisson else np.ones_like(data)
     scale = float(np.sum(w * (data - expected) ** 2)) / max(len(data) - A_in.shape[1], 1)
-    information = np.where(inside, np.asarray(A.multiply(A).T @ w).ravel(), 0.0)[:-1]
+    squared = sparse.csc_matrix((A.data ** 2, A.indices, A.indptr), shape=A.shape)
+    information = np.where(inside, np.asarray(squared.T @ w).ravel(), 0.0)[:-1]
     errors = np.full(len(information), np.nan)
     measured = information > 0
     errors[measured] = np.sqrt(scale / information[measured])
@@ -313,16 +320,24 @@ def refine_positions(image: np.ndarray, x, y, kernel: np.ndarray, sampling: floa
     amplitude = np.where(np.isfinite(a), a, 0.0)
     for _ in range(iterations if strong.any() else 0):
         index, keep, qy, qx = _patches(image.shape, x_new / sampling, y_new / sampling, radius)
-        k, kx, ky = (np.where(keep, t[qy, qx], 0.0) for t in (table, table_dx, table_dy))
+        k, kx, ky = (t[qy, qx] * keep for t in (table, table_dx, table_dy))
         expected = b + np.bincount(index.ravel(), (amplitude[:, None, None] * k).ravel(), minlength=data.size)
         w = _poisson_weights(expected, data) if poisson else np.ones_like(data)
         rw = (w * (data - expected))[index] * keep          # weighted residual on each patch
         wp = w[index] * keep
         # d lambda / d (a_i, x_i, y_i) = (k, -a_i dk/dx, -a_i dk/dy) at (r - r_i): a Gauss-Newton step for each
         # column with the others held (3 x 3 systems; repeated, the amplitudes of overlapping columns settle too)
-        J = np.stack([k, -amplitude[:, None, None] * kx, -amplitude[:, None, None] * ky], 1)   # (n, 3, side, side)
-        H = np.einsum("nipq,njpq,npq->nij", J, J, wp)
-        g = np.einsum("nipq,npq->ni", J, rw)
+        # the 3 x 3 normal matrix and gradient of every column from six weighted sums over its patch (the
+        # Jacobian's rows k, -a kx, -a ky are not stacked: that copy cost more than the sums)
+        def dot(u, v, weight):
+            return np.einsum("npq,npq->n", u, v * weight)
+        a_ = -amplitude
+        kk, kkx, kky = dot(k, k, wp), dot(k, kx, wp), dot(k, ky, wp)
+        kxkx, kxky, kyky = dot(kx, kx, wp), dot(kx, ky, wp), dot(ky, ky, wp)
+        H = np.stack([np.stack([kk, a_ * kkx, a_ * kky], 1),
+                      np.stack([a_ * kkx, a_ ** 2 * kxkx, a_ ** 2 * kxky], 1),
+                      np.stack([a_ * kky, a_ ** 2 * kxky, a_ ** 2 * kyky], 1)], 1)       # (n, 3, 3)
+        g = np.stack([dot(k, rw, 1.0), a_ * dot(kx, rw, 1.0), a_ * dot(ky, rw, 1.0)], 1)
         ok = strong & (np.linalg.det(H) > 0)
         step = np.zeros((len(x_new), 3))
         if ok.any():
