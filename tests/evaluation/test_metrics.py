@@ -49,6 +49,27 @@ def test_match_sites_is_one_to_one_within_the_radius():
     assert len(i) == 1 and j.tolist() == [0]
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_match_sites_finds_the_optimal_assignment_of_a_dense_solve(seed):
+    """Matching group by group (pairs within the radius) gives what one assignment over all pairs gives: as many
+    matches and the same total distance, on crowded random sites with duplicates and strays."""
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(seed)
+    truth = rng.uniform(0, 15, (int(rng.integers(5, 300)), 2))
+    near = truth[: int(0.8 * len(truth))] + rng.normal(0, 0.3, (int(0.8 * len(truth)), 2))
+    detected = np.concatenate([near, truth[:3], rng.uniform(0, 15, (int(rng.integers(0, 40)), 2))])
+    cost = cdist(detected, truth)
+    cost[cost > 0.6] = 1e6
+    a, b = linear_sum_assignment(cost)
+    keep = cost[a, b] < 1e6
+    i, j = metrics.match_sites(pd.DataFrame({"x": detected[:, 0], "y": detected[:, 1]}), truth[:, 0], truth[:, 1])
+    assert len(set(i)) == len(i) and len(set(j)) == len(j) and len(i) == keep.sum()
+    assert cost[i, j].max() <= 0.6
+    assert cost[i, j].sum() == pytest.approx(cost[a[keep], b[keep]].sum(), abs=1e-9)
+
+
 def test_f1_counts_frames_where_everything_was_missed_or_false():
     assert metrics.f1_score(3, 1, 0) == pytest.approx(6 / 7)
     assert metrics.f1_score(0, 0, 4) == 0.0  # all missed: not "undefined"
