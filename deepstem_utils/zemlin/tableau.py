@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import fft as sp_fft
 from scipy.spatial import cKDTree
 
 from ..physics.optics import aberration_phase, interaction_parameter, validate_aberrations, wavelength
@@ -214,22 +215,29 @@ def simulate_tableau(
     adaptive = quadrature[0] is None
     if focal_spread > 0 and adaptive:  # beyond, the focal spread damps the rings below 1e-3
         k_band = min(k_band, math.sqrt(_OMEGA_BAND / (math.pi * lam * focal_spread)))
-    spectrum = np.fft.fft2(wave) * (np.hypot(kx, ky) < k_band)
+    # the phases are evaluated only where the film's spectrum is simulated (the band; often a few per cent of the
+    # pixels), and the inverse FFTs run in single precision on every core: the same images, several times faster
+    band = np.flatnonzero(np.hypot(kx, ky).ravel() < k_band)
+    spectrum = np.fft.fft2(wave).ravel()[band]
+    kxb, kyb = kx.ravel()[band], ky.ravel()[band]
     da, wa = _angular_points(quadrature[1]) if angular_spread > 0 else (np.zeros((1, 2)), np.ones(1))
     images = np.empty((len(tilts), ny, nx))
+    buffer = np.zeros(ny * nx, np.complex64)
     for i, tau in enumerate(tilts):
         image = np.zeros((ny, nx))
         df, wf = _focal_points(focal_spread, quadrature[0], lam, k_band, math.hypot(*tau) + 3 * angular_spread * 1e-3)
         for (dax, day), w_a in zip(da * angular_spread * 1e-3, wa):
             tx, ty = tau[0] + dax, tau[1] + day
-            ax, ay = tx + lam * kx, ty + lam * ky
+            ax, ay = tx + lam * kxb, ty + lam * kyb
             alpha2 = ax**2 + ay**2
             chi = aberration_phase(np.sqrt(alpha2), np.arctan2(ay, ax), lam, ab)
             chi -= aberration_phase(np.array(math.hypot(tx, ty)), np.array(math.atan2(ty, tx)), lam, ab)
             chi_df = np.pi / lam * (alpha2 - (tx**2 + ty**2))  # d chi / d C10
+            at_focus = spectrum * np.exp(-1j * chi)
             for d, w_f in zip(df, wf):
-                psi = np.fft.ifft2(spectrum * np.exp(-1j * (chi + d * chi_df)))
-                image += w_a * w_f * np.abs(psi) ** 2
+                buffer[band] = at_focus * np.exp(-1j * d * chi_df)
+                psi = sp_fft.ifft2(buffer.reshape(ny, nx), workers=-1, overwrite_x=False)
+                image += w_a * w_f * (psi.real.astype(float) ** 2 + psi.imag.astype(float) ** 2)
         images[i] = image
     if np.isfinite(dose):
         images = rng.poisson(images * dose * sampling**2).astype(float)
