@@ -339,9 +339,11 @@ def probe_d50(probe: Probe) -> float:
     y, x = np.mgrid[0:ny, 0:nx] * sampling
     cy, cx = float((psf * y).sum()), float((psf * x).sum())
     r = np.hypot(y - cy, x - cx).ravel()
-    order = np.argsort(r)
-    cumulative = np.cumsum(psf.ravel()[order])
-    return 2 * float(np.interp(0.5, cumulative, r[order]))
+    # the intensity enclosed within each radius, in rings 1/64 px wide (no sort of the whole grid: O(n))
+    width = sampling / 64
+    ring = np.bincount((r / width).astype(np.int64), weights=psf.ravel())
+    enclosed = np.cumsum(ring)                   # within the outer edge of each ring
+    return 2 * float(np.interp(0.5, enclosed, width * np.arange(1, len(enclosed) + 1)))
 
 
 def scherzer_defocus(energy: float, C30: float) -> float:
