@@ -190,12 +190,15 @@ def score_sites(detected, sites, extent: tuple[float, float] | None = None, radi
     mo = (ts[j] == "Mo") & (ds_[i] == "Mo")
     d2 = (np.asarray(det["x"])[i][mo] - tx[j][mo]) ** 2 + (np.asarray(det["y"])[i][mo] - ty[j][mo]) ** 2
     labels = list(species) + ["missed"]
-    confusion = pd.DataFrame(0, index=list(species), columns=labels)
-    for a, b in zip(ts[j], ds_[i]):
-        if b in labels:
-            confusion.loc[a, b] += 1
+    table = np.zeros((len(species), len(labels)), int)   # counted in NumPy: a cell-by-cell pandas update is slow
+    row = {sp: k for k, sp in enumerate(species)}
+    col = {sp: k for k, sp in enumerate(labels)}
+    pairs = [(row[a], col[b]) for a, b in zip(ts[j], ds_[i]) if b in col]
+    if pairs:
+        np.add.at(table, tuple(np.array(pairs).T), 1)
     for sp in species:
-        confusion.loc[sp, "missed"] = int(np.sum(ts == sp)) - int(np.sum(ts[j] == sp))
+        table[row[sp], col["missed"]] = int(np.sum(ts == sp)) - int(np.sum(ts[j] == sp))
+    confusion = pd.DataFrame(table, index=list(species), columns=labels)
     return {"per_species": pd.DataFrame(rows).T, "s_site_accuracy": float(np.mean(recalls)) if recalls else float("nan"),
             "mo_rmse": float(np.sqrt(d2.mean()) * 100) if np.any(mo) else float("nan"), "confusion": confusion}
 
