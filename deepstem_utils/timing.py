@@ -22,44 +22,15 @@ True
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import sys
 import time
 from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
+from .core.memory import keep_freed_memory
+
 __all__ = ["keep_freed_memory", "compare"]
-
-_M_TRIM_THRESHOLD = -1   # glibc malloc.h
-_M_MMAP_THRESHOLD = -3
-
-
-def keep_freed_memory(threshold_mib: int = 64) -> bool:
-    """Let glibc's allocator keep freed blocks up to ``threshold_mib`` [MiB] for reuse, in this process.
-
-    Sets ``M_MMAP_THRESHOLD`` to ``threshold_mib`` and ``M_TRIM_THRESHOLD`` to four
-    times that, so large temporaries come from (and return to) the heap instead of
-    fresh kernel pages. The process then holds on to up to a few hundred MiB it
-    has freed. Nothing else changes: results are the same to the bit.
-
-    Returns
-    -------
-    bool
-        True if the setting was applied (Linux with glibc); False elsewhere, where
-        it does nothing (other allocators have their own policies).
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    size = int(threshold_mib) << 20
-    return bool(mallopt(_M_MMAP_THRESHOLD, size)) and bool(mallopt(_M_TRIM_THRESHOLD, 4 * size))
 
 
 def compare(runs: Mapping[str, Callable[[], object]], repeats: int = 7, warmup: int = 1) -> pd.DataFrame:

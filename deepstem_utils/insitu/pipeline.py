@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from ..atoms.find import find_atoms
 from ..atoms.mixture import mo_level
 from ..atoms.table import read_atoms, save_atoms
+from ..core.memory import keep_freed_memory
 from ..core.signals import counts_array
 from ..network.reconstruction import MIN_SIDE, reconstruct
 from ..network.weights import weights_calibration
@@ -144,6 +145,7 @@ def _process_one(task: SeriesTask, index: int, name: str, source: str, frame: np
 def _process(task: SeriesTask, index: int, name: str, source: str, frame: np.ndarray, previous: np.ndarray | None,
              register: bool) -> dict:
     torch.set_num_threads(1)  # one core per worker: scale with workers, not threads
+    keep_freed_memory()       # reuse the large buffers of every frame (about twice as fast on a long series)
     paths = frame_files(task.out, name)
     step = None
     if register:
