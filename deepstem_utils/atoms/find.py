@@ -28,7 +28,7 @@ from scipy.spatial import cKDTree
 from ..core.constants import MOS2_A, Z
 from ..core.signals import Calibrated, counts_array, real_array, unwrap
 from ..network.weights import weights_calibration
-from .columns import find_columns, integrated_intensity
+from .columns import DISK_RADIUS, find_columns, integrated_intensity
 from .lattice import MoS2Sites, NoLattice, mos2_sites
 from .mixture import ONE_S_PER_MO, S_CLASSES, fit_s_mixture, mixture_summary
 from .quantify import column_intensities, refine_positions
@@ -63,7 +63,7 @@ MAX_RADIUS = 2.0
 
 
 def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2", *,
-               lattice_constant: float | None = None, radius: float = 0.7, dopant: str | None = None,
+               lattice_constant: float | None = None, radius: float = DISK_RADIUS, dopant: str | None = None,
                one_atom_fraction: float | None = None, counts=None, psf: np.ndarray | None = None,
                class_prior: str = "equal", refine: bool = True, quiet: bool = False) -> pd.DataFrame:
     """Locate atomic columns and identify their species.
@@ -76,7 +76,8 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
         Pixel size [Å]; taken from a Signal2D's calibration if not given.
     material : {"MoS2", None}
         ``"MoS2"``: fit the 2H-MoS₂ lattice and label every site ``Mo``, ``S2``,
-        ``S1``, ``vacancy`` or ``Mo_adatom``. ``None``: every bright column, species ``"column"``.
+        ``S1``, ``vacancy`` or ``Mo_adatom``. ``None``: every bright column, species ``"column"``
+        (with ``counts``, its position refined and its intensity fitted in the counts, as for MoS₂).
     lattice_constant : float, optional
         MoS₂ lattice parameter [Å] (2.8-3.8); measured from the Mo-Mo distances if not given.
     radius : float
@@ -117,7 +118,7 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
         probable class when the image is typical of the specimen; rare classes in a
         small image are then under-called).
     refine : bool
-        With ``counts``: refine the Mo and S positions against the counts by the
+        With ``counts``: refine the Mo and S positions (every column's with ``material=None``) against the counts by the
         linear image model before measuring the intensities
         (:func:`quantify.refine_positions`). The object map gives the start; the
         counts pin each column as closely as the dose allows.
@@ -169,6 +170,8 @@ def find_atoms(obj, sampling: float | None = None, material: str | None = "MoS2"
     ratio = _dopant_ratio(dopant)
     columns = find_columns(array, sampling, radius=radius)
     if material in (None, "none"):
+        if counts is not None and len(columns):
+            columns = _fitted_columns(columns, checked.counts, checked.psf, sampling, refine)
         return checked.describe(_any_material(columns))
     try:
         if len(columns) < 3:
@@ -336,6 +339,18 @@ def _any_material(columns: pd.DataFrame) -> pd.DataFrame:
     spread = out["intensity"].std() if len(out) > 1 else 1.0
     out["confidence"] = 1 / (1 + np.exp(-(out["intensity"] / max(spread, 1e-12))))
     return out[COLUMNS].reset_index(drop=True)
+
+
+def _fitted_columns(columns: pd.DataFrame, counts, psf, sampling: float, refine: bool) -> pd.DataFrame:
+    """``material=None`` with counts: every column's position refined against the counts (with ``refine``) and
+    its intensity fitted there by the linear image model, as :func:`_fitted_intensities` does for MoS₂."""
+    frame = np.asarray(getattr(counts, "data", counts), dtype=float)
+    kernel = np.asarray(psf, dtype=float)
+    x, y = columns["x"].to_numpy(float), columns["y"].to_numpy(float)
+    if refine:
+        x, y, _ = refine_positions(frame, x, y, kernel, sampling)
+    fitted, _ = column_intensities(frame, x, y, kernel, sampling)
+    return columns.assign(x=x, y=y, intensity=fitted)
 
 
 def _integrated_intensities(array: np.ndarray, sampling: float, lattice: MoS2Sites, radius: float) -> _Intensities:

@@ -120,6 +120,41 @@ def test_material_none_finds_every_bright_column():
     assert np.isin(np.flatnonzero(inside), score[1]).mean() > 0.95
 
 
+def test_material_none_refines_positions_and_fits_intensities_in_the_counts():
+    """Another material (a jittered square lattice of heavy columns) at a low dose: with the counts and the probe,
+    every column's position is refined in the counts, closer to the truth than the object's peaks, and its
+    intensity is the fitted count of the column."""
+    from deepstem_utils.physics import imaging
+
+    rng = np.random.default_rng(5)
+    grid = np.arange(3.0, 37.0, 3.3)
+    xx, yy = np.meshgrid(grid, grid)
+    n = xx.size
+    sites = specimen.Sites(xx.ravel() + rng.uniform(-0.3, 0.3, n), yy.ravel() + rng.uniform(-0.3, 0.3, n),
+                           np.array(["Mo"] * n, object), {"Mo": np.ones(n)})
+    probe = ds.Probe(80e3, 30.0, source_size=0.5)
+    psf = probe.intensity((64, 64), S)
+    obj = specimen.object_function(sites, (250, 250), S)
+    counts = rng.poisson(imaging.linear_image(obj, psf) * 300.0).astype(float)   # a few hundred counts/column
+    from scipy import ndimage
+    smooth = ndimage.gaussian_filter(counts, 0.25 / S)             # the locator: a Gaussian-filtered frame
+    alone = ds.find_atoms(smooth, sampling=S, material=None)
+    fitted = ds.find_atoms(smooth, sampling=S, material=None, counts=counts, psf=psf)
+    assert fitted.attrs["intensities"] == "counts" and len(fitted) == len(alone)
+
+    def rms(found):
+        i, j = metrics.match_sites(found, sites.x, sites.y, 0.6)
+        inner = (sites.x[j] > 2) & (sites.x[j] < 38) & (sites.y[j] > 2) & (sites.y[j] < 38)
+        return float(np.sqrt(np.mean((found.x.to_numpy()[i] - sites.x[j])[inner] ** 2
+                                     + (found.y.to_numpy()[i] - sites.y[j])[inner] ** 2)))
+
+    assert rms(fitted) < 0.8 * rms(alone), (rms(fitted), rms(alone))
+    # the intensities are the columns' fitted counts: each column scatters obj's integral times 300 counts
+    per_column = obj.sum() * 300.0 / n
+    inner = (fitted.x > 3) & (fitted.x < 37) & (fitted.y > 3) & (fitted.y < 37)
+    assert np.median(fitted.intensity[inner]) == pytest.approx(per_column, rel=0.1)
+
+
 def test_reconstructed_noisy_frame_end_to_end():
     probe = ds.Probe(80e3, 30.0, {"C30": -1e4})
     f = dataset.simulate_frame((256, 256), sampling=S, dose=3e4, probe=probe, rng=8)
