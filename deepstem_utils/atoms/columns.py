@@ -12,10 +12,13 @@ import pandas as pd
 from scipy import ndimage
 from skimage.feature import peak_local_max
 
-__all__ = ["find_columns", "integrated_intensity"]
+__all__ = ["DISK_RADIUS", "find_columns", "integrated_intensity"]
+
+#: Radius of the disk a column's intensity is integrated over [Å] (inside half the Mo-S projected distance).
+DISK_RADIUS = 0.7
 
 
-def integrated_intensity(image: np.ndarray, x, y, sampling: float, radius: float = 0.7) -> np.ndarray:
+def integrated_intensity(image: np.ndarray, x, y, sampling: float, radius: float = DISK_RADIUS) -> np.ndarray:
     """Sum of ``image`` within ``radius`` [Å] of each position ``(x, y)`` [Å].
 
     Pixels are weighted by the fraction of their area inside the disk
@@ -41,7 +44,7 @@ def integrated_intensity(image: np.ndarray, x, y, sampling: float, radius: float
 
 
 def find_columns(obj: np.ndarray, sampling: float, min_distance: float = 1.0, smooth: float = 0.2,
-                 radius: float = 0.7, threshold: float | None = None) -> pd.DataFrame:
+                 radius: float = DISK_RADIUS, threshold: float | None = None) -> pd.DataFrame:
     """Bright columns of an object function, with sub-pixel positions and integrated intensities.
 
     Parameters
