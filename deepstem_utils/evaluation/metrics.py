@@ -18,7 +18,7 @@ from ..core.constants import MOS2_A
 from ..physics.probe import psf_grid
 from .baselines import richardson_lucy_path
 
-__all__ = ["MATCH_RADIUS", "psnr", "separation", "richardson_lucy_psnr", "match_sites", "score_sites", "score_series", "f1_score",
+__all__ = ["MATCH_RADIUS", "SERIES_RADIUS", "psnr", "separation", "richardson_lucy_psnr", "match_sites", "score_sites", "score_series", "f1_score",
            "series_f1", "adatom_errors", "ADATOM_CAUSES"]
 
 
@@ -75,6 +75,8 @@ def richardson_lucy_psnr(frames, max_iterations: int = 150) -> np.ndarray:
 #: A detected site within this distance of a true site can be matched to it [Å] (about a fifth of the
 #: Mo-S projected distance, 1.84 Å).
 MATCH_RADIUS = 0.6
+#: The match radius of a series' scores [Å]: wider than :data:`MATCH_RADIUS`, for sites that drift within a frame.
+SERIES_RADIUS = 0.7
 
 
 def match_sites(detected, truth_x, truth_y, radius: float = MATCH_RADIUS):
@@ -225,7 +227,7 @@ def _inside(table, extent, margin: float) -> np.ndarray:
     return (x > margin) & (x < extent[0] - margin) & (y > margin) & (y < extent[1] - margin)
 
 
-def score_series(acquisition, atoms: pd.DataFrame, radius: float = 0.7, margin: float = 0.5,
+def score_series(acquisition, atoms: pd.DataFrame, radius: float = SERIES_RADIUS, margin: float = 0.5,
                  frames=None) -> pd.DataFrame:
     """Score the sites found in every frame against the twin's ground truth.
 
@@ -284,7 +286,7 @@ ADATOM_CAUSES = ("grain Mo at the frame's edge", "grain Mo inside the frame", "n
                  "adatom read as a grain Mo", "adatom not found", "adatom at the frame's edge")
 
 
-def adatom_errors(acquisition, atoms: pd.DataFrame, radius: float = 0.7, margin: float = 0.5,
+def adatom_errors(acquisition, atoms: pd.DataFrame, radius: float = SERIES_RADIUS, margin: float = 0.5,
                   lattice_constant: float = MOS2_A) -> pd.DataFrame:
     """Every adatom error of a series, where it is and what is there: the diagnosis of the adatom F1.
 
