@@ -56,15 +56,6 @@ from deepstem_utils.book import MIN_TEXT_PX, TEXT_SIZE_KEY  # noqa: E402
 # The to-do list of the chapter passes: (chapter, check) -> what fails today. Remove an entry
 # when the chapter is fixed (a fixed chapter makes its strict xfail fail).
 TODO: dict[tuple[str, str], str] = {
-    ("01_linear_image_model", "code-quarter"): "visible code is 34% of the chapter's height",
-    ("02_zemlin_probe", "code-quarter"): "visible code is 30% of the chapter's height",
-    ("03_training_data", "code-quarter"): "visible code is 34% of the chapter's height",
-    ("04_autoencoder", "code-quarter"): "visible code is 34% of the chapter's height",
-    ("06_dose_evaluation", "code-quarter"): "visible code is 30% of the chapter's height",
-    ("07_insitu_mos2", "code-quarter"): "visible code is 34% of the chapter's height",
-    ("08_your_own_data", "outputs-fit"): "5 printed outputs wider than the column (up to 1414 px)",
-    ("08_your_own_data", "code-quarter"): "visible code is 34% of the chapter's height",
-    ("09_train_on_your_frames", "code-quarter"): "visible code is 36% of the chapter's height",
 }  # fmt: skip
 # ------------------------------------------------------------------------------------------------
 
@@ -221,7 +212,8 @@ _AS_LOADED = """
 const article = document.querySelector('article.bd-article') || document.querySelector('article');
 let code = 0;
 article.querySelectorAll('.cell_input').forEach(e => {
-  if (e.offsetParent !== null) { code += e.getBoundingClientRect().height; }
+  // code in a closed toggle is not visible, though Chromium still reports its box (content-visibility)
+  if (e.offsetParent !== null && !e.closest('details:not([open])')) { code += e.getBoundingClientRect().height; }
 });
 return [article.getBoundingClientRect().height, code, document.documentElement.scrollHeight];
 """
