@@ -341,16 +341,22 @@ def _any_material(columns: pd.DataFrame) -> pd.DataFrame:
     return out[COLUMNS].reset_index(drop=True)
 
 
-def _fitted_columns(columns: pd.DataFrame, counts, psf, sampling: float, refine: bool) -> pd.DataFrame:
+def _fitted_columns(columns: pd.DataFrame, counts: np.ndarray, psf: np.ndarray, sampling: float, refine: bool):
     """``material=None`` with counts: every column's position refined against the counts (with ``refine``) and
     its intensity fitted there by the linear image model, as :func:`_fitted_intensities` does for MoS₂."""
-    frame = np.asarray(getattr(counts, "data", counts), dtype=float)
-    kernel = np.asarray(psf, dtype=float)
-    x, y = columns["x"].to_numpy(float), columns["y"].to_numpy(float)
-    if refine:
-        x, y, _ = refine_positions(frame, x, y, kernel, sampling)
-    fitted, _ = column_intensities(frame, x, y, kernel, sampling)
-    return columns.assign(x=x, y=y, intensity=fitted)
+    xy = _refined(counts, psf, columns[["x", "y"]].to_numpy(float), sampling, refine)
+    fitted, _ = column_intensities(counts, xy[:, 0], xy[:, 1], psf, sampling)
+    return columns.assign(x=xy[:, 0], y=xy[:, 1], intensity=fitted)
+
+
+def _refined(frame: np.ndarray, kernel: np.ndarray, xy: np.ndarray, sampling: float, refine: bool,
+             movable: np.ndarray | None = None) -> np.ndarray:
+    """Positions ``(n, 2)`` [Å] refined against the counts (:func:`quantify.refine_positions`; only ``movable``
+    ones), or as given without ``refine``: the first step of both counts fits."""
+    if not refine or not len(xy):
+        return xy
+    x, y, _ = refine_positions(frame, xy[:, 0], xy[:, 1], kernel, sampling, movable=movable)
+    return np.c_[x, y]
 
 
 def _integrated_intensities(array: np.ndarray, sampling: float, lattice: MoS2Sites, radius: float) -> _Intensities:
@@ -384,10 +390,7 @@ def _fitted_intensities(counts, psf, shape, sampling: float, lattice: MoS2Sites,
     xy = np.vstack([mo[["x", "y"]].to_numpy(), s_sites.reshape(-1, 2), hollows.reshape(-1, 2),
                     np.asarray(lattice.ghosts, float).reshape(-1, 2)])
     n_mo, n_s, n_h = len(mo), len(s_sites), len(hollows)
-    if refine and len(xy):
-        movable = np.arange(len(xy)) < n_mo + n_s
-        x, y, _ = refine_positions(frame, xy[:, 0], xy[:, 1], kernel, sampling, movable=movable)
-        xy = np.c_[x, y]
+    xy = _refined(frame, kernel, xy, sampling, refine, movable=np.arange(len(xy)) < n_mo + n_s)
     fitted, _, errors = column_intensities(frame, xy[:, 0], xy[:, 1], kernel, sampling, return_errors=True)
     mo_int = fitted[:n_mo]
     on = lattice_members(mo[["x", "y"]].to_numpy(), mo_int, lattice.a)

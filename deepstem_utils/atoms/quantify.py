@@ -226,6 +226,11 @@ def column_intensities(image: np.ndarray, x, y, kernel: np.ndarray, sampling: fl
     return solution[:-1], float(solution[-1]), errors
 
 
+def _patch_dot(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Sum over each column's patch of ``u * v``, both ``(n, side, side)``: one value per column."""
+    return np.einsum("npq,npq->n", u, v)
+
+
 def _kernel_gradient(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """d/dy and d/dx of a kernel [per px], by the Fourier derivative (exact for a band-limited kernel)."""
     ny, nx = kernel.shape
@@ -329,15 +334,14 @@ def refine_positions(image: np.ndarray, x, y, kernel: np.ndarray, sampling: floa
         # column with the others held (3 x 3 systems; repeated, the amplitudes of overlapping columns settle too)
         # the 3 x 3 normal matrix and gradient of every column from six weighted sums over its patch (the
         # Jacobian's rows k, -a kx, -a ky are not stacked: that copy cost more than the sums)
-        def dot(u, v, weight):
-            return np.einsum("npq,npq->n", u, v * weight)
         a_ = -amplitude
-        kk, kkx, kky = dot(k, k, wp), dot(k, kx, wp), dot(k, ky, wp)
-        kxkx, kxky, kyky = dot(kx, kx, wp), dot(kx, ky, wp), dot(ky, ky, wp)
+        kw, kxw = k * wp, kx * wp
+        kk, kkx, kky = _patch_dot(k, kw), _patch_dot(kx, kw), _patch_dot(ky, kw)
+        kxkx, kxky, kyky = _patch_dot(kx, kxw), _patch_dot(ky, kxw), _patch_dot(ky, ky * wp)
         H = np.stack([np.stack([kk, a_ * kkx, a_ * kky], 1),
                       np.stack([a_ * kkx, a_ ** 2 * kxkx, a_ ** 2 * kxky], 1),
                       np.stack([a_ * kky, a_ ** 2 * kxky, a_ ** 2 * kyky], 1)], 1)       # (n, 3, 3)
-        g = np.stack([dot(k, rw, 1.0), a_ * dot(kx, rw, 1.0), a_ * dot(ky, rw, 1.0)], 1)
+        g = np.stack([_patch_dot(k, rw), a_ * _patch_dot(kx, rw), a_ * _patch_dot(ky, rw)], 1)
         ok = strong & (np.linalg.det(H) > 0)
         step = np.zeros((len(x_new), 3))
         if ok.any():

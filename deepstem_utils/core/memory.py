@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+from functools import lru_cache
 
 __all__ = ["keep_freed_memory"]
 
@@ -33,12 +34,19 @@ def keep_freed_memory(threshold_mib: int = 64) -> bool:
         True if the setting was applied (Linux with glibc); False elsewhere, where
         it does nothing (other allocators have their own policies).
     """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    mallopt = _mallopt()
+    if mallopt is None:
         return False
     size = int(threshold_mib) << 20
     return bool(mallopt(_M_MMAP_THRESHOLD, size)) and bool(mallopt(_M_TRIM_THRESHOLD, 4 * size))
+
+
+@lru_cache(maxsize=1)
+def _mallopt():
+    """glibc's ``mallopt``, looked up once per process (finding libc runs ``ldconfig``), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return None

@@ -116,7 +116,8 @@ def match_sites(detected, truth_x, truth_y, radius: float = MATCH_RADIUS):
     order = np.argsort(group[pairs.row[~single]], kind="stable")
     rows, cols, dist = pairs.row[~single][order], pairs.col[~single][order], pairs.data[~single][order]
     bounds = np.flatnonzero(np.diff(group[rows])) + 1
-    for r, c, d in zip(np.split(rows, bounds), np.split(cols, bounds), np.split(dist, bounds)) if len(rows) else ():
+    groups = zip(np.split(rows, bounds), np.split(cols, bounds), np.split(dist, bounds)) if len(rows) else ()
+    for r, c, d in groups:
         ur, ri = np.unique(r, return_inverse=True)
         uc, ci = np.unique(c, return_inverse=True)
         cost = np.full((len(ur), len(uc)), big)

@@ -417,10 +417,12 @@ def focal_nodes(focal_spread: float, cutoff_frequency: float, wavelength: float)
     return focal_nodes_for_phase(focal_spread, math.pi * wavelength * cutoff_frequency**2 * focal_spread)
 
 
-def focal_nodes_for_phase(focal_spread: float, omega: float) -> tuple[np.ndarray, np.ndarray]:
+def focal_nodes_for_phase(focal_spread: float, omega: float, count: int | None = None
+                          ) -> tuple[np.ndarray, np.ndarray]:
     """Gauss–Hermite nodes [Å] and weights (summing to 1) for a Gaussian focal spread whose one standard
     deviation adds at most the phase ``omega`` [rad] to any beam: ⌈2ω + ω²/4⌉ + 3 nodes, capped at 100 (the rule
-    of :func:`focal_nodes`, which takes ω at the aperture edge; a tilted tableau beam adds its tilt's term)."""
-    n = min(int(math.ceil(2 * omega + omega**2 / 4)) + 3, 100)
+    of :func:`focal_nodes`, which takes ω at the aperture edge; a tilted tableau beam adds its tilt's term), or
+    ``count`` nodes when given (``omega`` is then not used)."""
+    n = int(count) if count is not None else min(int(math.ceil(2 * omega + omega**2 / 4)) + 3, 100)
     x, w = np.polynomial.hermite_e.hermegauss(n)
     return focal_spread * x, w / w.sum()

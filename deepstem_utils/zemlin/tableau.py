@@ -133,11 +133,6 @@ def _bilinear_splat(rows, cols, shape):
 
 
 # ------------------------------------------------------------------------- simulate
-def _gauss_hermite(n: int):
-    x, w = np.polynomial.hermite_e.hermegauss(n)
-    return x, w / w.sum()
-
-
 def simulate_tableau(
     aberrations: dict,
     tilts,
@@ -236,7 +231,7 @@ def simulate_tableau(
             at_focus = spectrum * np.exp(-1j * chi)
             for d, w_f in zip(df, wf):
                 buffer[band] = at_focus * np.exp(-1j * d * chi_df)
-                psi = sp_fft.ifft2(buffer.reshape(ny, nx), workers=-1, overwrite_x=False)
+                psi = sp_fft.ifft2(buffer.reshape(ny, nx), workers=-1)
                 image += w_a * w_f * (psi.real.astype(float) ** 2 + psi.imag.astype(float) ** 2)
         images[i] = image
     if np.isfinite(dose):
@@ -258,10 +253,7 @@ def _focal_points(focal_spread: float, count: int | None, lam: float, k_band: fl
     """
     if focal_spread <= 0:
         return np.zeros(1), np.ones(1)
-    if count is None:
-        return focal_nodes_for_phase(focal_spread, math.pi * focal_spread * (lam * k_band**2 + 2 * tilt * k_band))
-    x, w = _gauss_hermite(int(count))
-    return focal_spread * x, w
+    return focal_nodes_for_phase(focal_spread, math.pi * focal_spread * (lam * k_band**2 + 2 * tilt * k_band), count)
 
 
 def _angular_points(n: int):
