@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 from skimage.feature import peak_local_max
+from skimage.restoration import estimate_sigma
 
-__all__ = ["DISK_RADIUS", "find_columns", "integrated_intensity"]
+__all__ = ["DISK_RADIUS", "find_columns", "integrated_intensity", "smoothed_noise"]
 
 #: Radius of the disk a column's intensity is integrated over [Å] (inside half the Mo-S projected distance).
 DISK_RADIUS = 0.7
@@ -43,6 +44,24 @@ def integrated_intensity(image: np.ndarray, x, y, sampling: float, radius: float
     return out
 
 
+def smoothed_noise(image: np.ndarray, sigma: float) -> float:
+    """Standard deviation of the noise of ``image`` after a Gaussian filter of ``sigma`` [px].
+
+    The noise of the image itself is estimated from its finest wavelet details
+    (Donoho's median absolute deviation, :func:`skimage.restoration.estimate_sigma`),
+    which atomic columns a few pixels wide barely reach; a Gaussian filter divides
+    white noise by :math:`2\\sqrt{\\pi}\\,\\sigma` (for ``sigma`` ≳ 0.5 px).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> round(smoothed_noise(rng.normal(0, 1, (256, 256)), 2.0) / (1 / (4 * np.sqrt(np.pi))), 1)
+    1.0
+    """
+    raw = float(estimate_sigma(np.asarray(image, float)))
+    return raw / (2 * np.sqrt(np.pi) * max(float(sigma), 0.5))
+
+
 def find_columns(obj: np.ndarray, sampling: float, min_distance: float = 1.0, smooth: float = 0.2,
                  radius: float = DISK_RADIUS, threshold: float | None = None) -> pd.DataFrame:
     """Bright columns of an object function, with sub-pixel positions and integrated intensities.
@@ -60,8 +79,12 @@ def find_columns(obj: np.ndarray, sampling: float, min_distance: float = 1.0, sm
     radius : float
         Radius of the disk for the integrated intensity and the centroid [Å].
     threshold : float, optional
-        Minimum smoothed peak value; default: the background plus 4 robust
-        standard deviations of the smoothed object.
+        Minimum smoothed peak value; default: the background (20th percentile)
+        plus four times the noise left after smoothing (:func:`smoothed_noise`),
+        and at least 5 % of the range. For a sparse object function the spread of
+        its values bounds the noise instead, whichever is lower: an image is
+        never sparse (every pixel lies within a probe's reach of a column), so
+        the spread of its values is structure, not noise.
 
     Returns
     -------
@@ -72,7 +95,8 @@ def find_columns(obj: np.ndarray, sampling: float, min_distance: float = 1.0, sm
     background = float(np.percentile(smoothed, 20))
     if threshold is None:
         spread = 1.4826 * float(np.median(np.abs(smoothed - np.median(smoothed))))
-        threshold = background + max(4 * spread, 0.05 * (smoothed.max() - background))
+        noise = min(spread, smoothed_noise(obj, smooth / sampling))
+        threshold = background + max(4 * noise, 0.05 * (smoothed.max() - background))
     peaks = peak_local_max(smoothed, min_distance=max(1, int(round(min_distance / sampling))),
                            threshold_abs=threshold, exclude_border=False)
     if len(peaks) == 0:

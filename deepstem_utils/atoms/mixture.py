@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-__all__ = ["MO_LIKE", "ONE_S_PER_MO", "S_CLASSES", "mo_level", "fit_s_mixture", "mixture_summary"]
+__all__ = ["ALPHA_WEIGHT", "MO_LIKE", "ONE_S_PER_MO", "S_CLASSES", "mo_level", "fit_s_mixture", "mixture_summary"]
 
 #: A column at least this fraction of the Mo level is Mo-like: the geometric mean of the S₂ and Mo levels
 #: (√0.385 ≈ 0.62 for S₂/Mo = 0.385 at γ = 1.7), so it splits the two classes evenly on a log scale.
@@ -43,13 +43,18 @@ def mo_level(values: np.ndarray) -> float:
     return level
 
 
+#: The one-atom level the mixture starts from weighs as much as this many S₁ sites when it is fitted
+#: (:func:`fit_s_mixture`): a level measured on hundreds of simulated sites should not yield to three sites
+#: of one frame.
+ALPHA_WEIGHT = 10.0
+
 #: Classes of an S site, by the number of S atoms it holds (0, 1, 2).
 S_CLASSES = ("vacancy", "S1", "S2")
 
 
 def fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iterations: int = 200,
                    dopant_ratio: tuple[float, float] | None = None, alpha0: float = 0.5, fit_alpha: bool = True,
-                   class_prior: str = "equal"):
+                   class_prior: str = "equal", alpha_weight: float = ALPHA_WEIGHT):
     """EM for the intensities of S sites: 0, 1 or 2 S atoms.
 
     Class ``k`` has mean ``b + c_k u`` with ``c = (0, 2α, 2)`` and variance
@@ -61,9 +66,11 @@ def fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iteration
     between the other two: 1/2 for an image linear in the number of atoms; a
     regularised reconstruction need not be linear (a prior learned mostly from
     full S₂ columns pulls a lone S towards S₂), so ``α`` is fitted too, within
-    0.3-0.8, once at least three sites belong to that class. It starts at
-    ``alpha0``, and stays there when fewer sites hold one atom or when
-    ``fit_alpha`` is False (intensities known to be linear in the atoms).
+    0.3-0.8, as a compromise between the one-atom sites' mean level and the
+    start ``alpha0`` (measured for the method that made the image), which counts
+    as ``alpha_weight`` sites: a frame with a handful of S₁ sites cannot drag
+    the level onto its S₂ or empty sites, a frame with many sets it itself.
+    ``fit_alpha`` False keeps ``alpha0`` (intensities known to be linear in the atoms).
 
     With ``dopant_ratio = (lo, hi)`` a fourth class holds one S and one dopant atom,
     mean ``b + (1 + r) u``, where the dopant scatters ``r`` times one S, fitted within
@@ -86,7 +93,7 @@ def fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iteration
     u = max(unit0, 1e-12)
     s0 = s0_floor = max(mad, 0.05 * u)
     v = (0.2 * u) ** 2
-    alpha = float(np.clip(alpha0, 0.3, 0.8))
+    alpha = start = float(np.clip(alpha0, 0.3, 0.8))
     ratio = float(np.sqrt(dopant_ratio[0] * dopant_ratio[1])) if dopant_ratio else None
     weights = np.array([0.05, 0.1, 0.85] + ([0.02] if dopant_ratio else []))
     weights /= weights.sum()
@@ -121,9 +128,10 @@ def fit_s_mixture(values: np.ndarray, unit0: float, empty: np.ndarray, iteration
         u_new = float(np.clip(u_new, 0.65 * unit0, 1.35 * unit0))
         b = float(np.clip(b_new, b_hollow - 0.5 * u_new, b_hollow + 0.6 * u_new))
         n_k = post.sum(0) + 1e-9
-        if fit_alpha and n_k[1] >= 3:
+        if fit_alpha:
             level = float((post[:, 1] * x).sum() / n_k[1])
-            alpha = float(np.clip((level - b) / (2 * u_new), 0.3, 0.8))
+            seen = float(np.clip((level - b) / (2 * u_new), 0.3, 0.8))
+            alpha = (n_k[1] * seen + alpha_weight * start) / (n_k[1] + alpha_weight)
         if dopant_ratio and n_k[3] >= 3:
             level = float((post[:, 3] * x).sum() / n_k[3])
             ratio = float(np.clip((level - b) / u_new - 1.0, *dopant_ratio))

@@ -32,6 +32,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..atoms.find import find_atoms
+from ..atoms.lattice import GHOST_REACH, within
 from ..atoms.quantify import column_intensities
 from ..physics.imaging import electrons_per_pixel, linear_image
 from ..physics.probe import Probe, psf_grid
@@ -136,7 +137,16 @@ def load_multislice_set(path: str | Path) -> MultisliceSet:
 
 
 def _fit(image: np.ndarray, xy: np.ndarray, psf: np.ndarray, sampling: float) -> tuple[np.ndarray, np.ndarray]:
-    values, _, errors = column_intensities(image, xy[:, 0], xy[:, 1], psf, sampling, return_errors=True)
+    """Counts and standard errors of the columns at ``xy`` [Å], fitted jointly; NaN for a site further than
+    :data:`~deepstem_utils.atoms.lattice.GHOST_REACH` outside the frame (as in ``find_atoms``: a column seen
+    through a few edge pixels of its probe's tail is not determined, and an unbounded value there would
+    corrupt its neighbours' in the joint fit)."""
+    ny, nx = image.shape
+    keep = within(xy, (nx * sampling, ny * sampling), GHOST_REACH)
+    values, errors = np.full(len(xy), np.nan), np.full(len(xy), np.nan)
+    if keep.any():
+        values[keep], _, errors[keep] = column_intensities(image, xy[keep, 0], xy[keep, 1], psf, sampling,
+                                                           return_errors=True)
     return values, errors
 
 
@@ -156,9 +166,15 @@ def class_levels(frame, psf: np.ndarray | None = None) -> dict:
     """
     psf = _psf(frame) if psf is None else psf
     xy = np.stack([frame.sites.x, frame.sites.y], 1)
-    values, _ = _fit(expected_counts(frame, psf), xy, psf, frame.sampling)
+    image = expected_counts(frame, psf)
+    values, _ = _fit(image, xy, psf, frame.sampling)
     species = np.asarray(frame.sites.species).astype(str)
-    return {c: float(np.nanmedian(values[species == c])) for c in S_SPECIES if np.any(species == c)}
+    # the level of a class: its sites inside the frame (those at or beyond the edge are fitted less well)
+    ny, nx = image.shape
+    inside = within(xy, (nx * frame.sampling, ny * frame.sampling), 0.0) & np.isfinite(values)
+    return {c: float(np.median(values[(species == c) & inside] if np.any((species == c) & inside)
+                               else values[(species == c) & np.isfinite(values)]))
+            for c in S_SPECIES if np.any((species == c) & np.isfinite(values))}
 
 
 def _psf(frame: MultisliceFrame) -> np.ndarray:

@@ -53,3 +53,19 @@ def test_mixture_fractions_estimate_the_composition_when_labels_cannot():
                           sampling=0.15, one_atom_fraction=0.5)   # a noise-free object, linear in the atoms
     assert set(found.attrs["mixture"]["fractions"]) == {"vacancy", "S1", "S2"}
     assert found.attrs["mixture"]["separation"] > 2 and found.attrs["class_prior"] == "equal"
+
+
+def test_the_one_atom_level_yields_to_many_sites_not_to_a_few():
+    """A start α of 0.5 against S1 sites that sit at 0.65 of S2: three sites move α by less than a third of the
+    way (the start weighs as :data:`mixture.ALPHA_WEIGHT` sites), a hundred move it most of the way."""
+    from deepstem_utils.atoms.mixture import ALPHA_WEIGHT
+
+    rng = np.random.default_rng(4)
+    hollows = rng.normal(0, 2.0, 60)
+    moved = {}
+    for n1 in (3, 100):
+        values = np.r_[rng.normal(0, 2.0, 10), rng.normal(0.65 * 60, 3.0, n1), rng.normal(60, 4.0, 150)]
+        _, params = atoms.fit_s_mixture(values, unit0=30.0, empty=hollows, alpha0=0.5)
+        moved[n1] = (params["one_atom_fraction"] - 0.5) / 0.15
+    assert ALPHA_WEIGHT > 3
+    assert 0 < moved[3] < 1 / 3 and moved[100] > 0.75

@@ -349,6 +349,10 @@ def _section(article, title: str):
 NAN_INF = re.compile(r"(?<![\w.])-?(?:nan|NaN|NAN|inf|Inf|INF)(?![\w])")
 
 
+#: A float with six or more decimals in a sentence: glued without a format.
+UNFORMATTED = re.compile(r"(?<![\w.])\d+\.\d{6,}")
+
+
 def check_no_nan_inf(chapter, built_book, page_report):
     article = _article(built_book, chapter)
     for element in article.select(".cell_input, script, style, .math, mjx-container"):
@@ -356,6 +360,10 @@ def check_no_nan_inf(chapter, built_book, page_report):
     text = article.get_text(" ")
     found = [text[max(0, m.start() - 40) : m.end() + 40].replace("\n", " ") for m in NAN_INF.finditer(text)]
     assert not found, f"{len(found)} nan/inf shown: {found[:5]}"
+    # a number glued into a sentence without a format shows every digit of a float: the prose rounds
+    prose = " ".join(p.get_text(" ") for p in article.select("p, li") if not p.find_parent(class_="cell_output"))
+    raw = [prose[max(0, m.start() - 40) : m.end() + 10] for m in UNFORMATTED.finditer(prose)]
+    assert not raw, f"{len(raw)} unformatted number(s) in the text: {raw[:5]}"
 
 
 def check_outputs_fit(chapter, built_book, page_report):
