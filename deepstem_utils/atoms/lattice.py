@@ -66,7 +66,9 @@ def honeycomb_mo(columns: pd.DataFrame, a: float) -> np.ndarray:
             lonely.append(i)
             continue
         is_mo[i] = intensity[i] > np.median(intensity[keep[near]])
-    found = np.median(intensity[is_mo]) if is_mo.any() else level
+    # the Mo level of the columns judged by their neighbours, when there are enough of them; in an image that
+    # resolves no S column (a blurred or filtered frame) only a few bright ones have neighbours: the robust level
+    found = float(np.median(intensity[is_mo])) if is_mo.sum() >= 5 else level
     lonely = np.array(lonely, int)
     is_mo[lonely[intensity[lonely] >= MO_LIKE * found]] = True
     return is_mo

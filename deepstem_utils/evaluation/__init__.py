@@ -11,8 +11,8 @@
 from .calibration import measure_one_atom_fraction, one_atom_fraction
 from .limits import cramer_rao, ideal_observer
 from .metrics import match_sites, psnr, score_series, score_sites
-from .sweeps import METHODS, PEERS, dose_for_accuracy, dose_sweep, evaluate_frame, method_name
+from .sweeps import METHODS, PEERS, dose_for_accuracy, dose_sweep, evaluate_frame, method_name, pooled_accuracy
 
 __all__ = ["measure_one_atom_fraction", "one_atom_fraction", "cramer_rao", "ideal_observer", "match_sites", "psnr",
-           "score_series", "score_sites", "METHODS", "PEERS", "dose_for_accuracy", "dose_sweep", "evaluate_frame",
+           "score_series", "score_sites", "METHODS", "PEERS", "dose_for_accuracy", "pooled_accuracy", "dose_sweep", "evaluate_frame",
            "method_name"]

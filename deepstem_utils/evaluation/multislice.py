@@ -40,8 +40,8 @@ from ..physics.specimen import Sites
 from .baselines import GAUSSIAN_SIGMA
 from .metrics import match_sites
 
-__all__ = ["MultisliceFrame", "MultisliceSet", "load_multislice_set", "class_levels", "oracle_species", "oracle_rows",
-           "expected_counts", "S_SPECIES", "ORACLE", "ORACLE_ESTIMATED"]
+__all__ = ["MultisliceFrame", "MultisliceSet", "load_multislice_set", "class_levels", "class_spreads",
+           "oracle_species", "oracle_rows", "expected_counts", "site_counts", "S_SPECIES", "ORACLE", "ORACLE_ESTIMATED"]
 
 #: Names of the oracles' rows in a sweep table.
 ORACLE, ORACLE_ESTIMATED = "oracle (positions, levels)", "oracle (levels; positions found)"
@@ -136,13 +136,20 @@ def load_multislice_set(path: str | Path) -> MultisliceSet:
                              np.asarray(data["energy"], float), sites, probes, json.loads(str(data["settings"])))
 
 
-def _fit(image: np.ndarray, xy: np.ndarray, psf: np.ndarray, sampling: float) -> tuple[np.ndarray, np.ndarray]:
-    """Counts and standard errors of the columns at ``xy`` [Å], fitted jointly; NaN for a site further than
-    :data:`~deepstem_utils.atoms.lattice.GHOST_REACH` outside the frame (as in ``find_atoms``: a column seen
-    through a few edge pixels of its probe's tail is not determined, and an unbounded value there would
-    corrupt its neighbours' in the joint fit)."""
+#: The sites the oracle fits a column at: the MoS₂ layer's. The atoms of a support or contamination (``C``) lie
+#: anywhere, some a fraction of an ångström from an S site: fitted as columns of their own they would make the
+#: joint fit singular there; they are part of the background, as for every method.
+FITTED = ("Mo", "Mo_adatom", "S2", "S1", "vacancy")
+
+
+def _fit(image: np.ndarray, xy: np.ndarray, psf: np.ndarray, sampling: float,
+         species: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Counts and standard errors of the columns at ``xy`` [Å] of the :data:`FITTED` ``species``, fitted
+    jointly; NaN for other sites and for a site further than :data:`~deepstem_utils.atoms.lattice.GHOST_REACH`
+    outside the frame (as in ``find_atoms``: a column seen through a few edge pixels of its probe's tail is not
+    determined, and an unbounded value there would corrupt its neighbours' in the joint fit)."""
     ny, nx = image.shape
-    keep = within(xy, (nx * sampling, ny * sampling), GHOST_REACH)
+    keep = within(xy, (nx * sampling, ny * sampling), GHOST_REACH) & np.isin(species, FITTED)
     values, errors = np.full(len(xy), np.nan), np.full(len(xy), np.nan)
     if keep.any():
         values[keep], _, errors[keep] = column_intensities(image, xy[keep, 0], xy[keep, 1], psf, sampling,
@@ -158,6 +165,23 @@ def expected_counts(frame, psf: np.ndarray) -> np.ndarray:
     return linear_image(frame.obj, psf) * frame.electrons_per_pixel
 
 
+def _class_values(frame, psf: np.ndarray) -> dict:
+    """The counts fitted at the true S sites of the noiseless frame, by class: the sites inside the frame (those
+    at or beyond the edge are fitted less well), or all of a class that has none inside."""
+    xy = np.stack([frame.sites.x, frame.sites.y], 1)
+    image = expected_counts(frame, psf)
+    species = np.asarray(frame.sites.species).astype(str)
+    values, _ = _fit(image, xy, psf, frame.sampling, species)
+    ny, nx = image.shape
+    inside = within(xy, (nx * frame.sampling, ny * frame.sampling), 0.0)
+    out = {}
+    for c in S_SPECIES:
+        member = (species == c) & np.isfinite(values)
+        if member.any():
+            out[c] = values[member & inside] if np.any(member & inside) else values[member]
+    return out
+
+
 def class_levels(frame, psf: np.ndarray | None = None) -> dict:
     """The counts fitted at the true S sites of the **noiseless** frame, per class: ``{species: median}``.
 
@@ -165,16 +189,20 @@ def class_levels(frame, psf: np.ndarray | None = None) -> dict:
     is a :class:`MultisliceFrame` or a simulated frame with its object (``dataset.Frame``).
     """
     psf = _psf(frame) if psf is None else psf
-    xy = np.stack([frame.sites.x, frame.sites.y], 1)
-    image = expected_counts(frame, psf)
-    values, _ = _fit(image, xy, psf, frame.sampling)
-    species = np.asarray(frame.sites.species).astype(str)
-    # the level of a class: its sites inside the frame (those at or beyond the edge are fitted less well)
-    ny, nx = image.shape
-    inside = within(xy, (nx * frame.sampling, ny * frame.sampling), 0.0) & np.isfinite(values)
-    return {c: float(np.median(values[(species == c) & inside] if np.any((species == c) & inside)
-                               else values[(species == c) & np.isfinite(values)]))
-            for c in S_SPECIES if np.any((species == c) & np.isfinite(values))}
+    return {c: float(np.median(v)) for c, v in _class_values(frame, psf).items()}
+
+
+def class_spreads(frame, psf: np.ndarray | None = None) -> dict:
+    """How much the noiseless counts of a class vary from site to site (robust standard deviation, 1.4826 ×
+    the median absolute deviation; 0 for a class with fewer than 3 sites): ``{species: spread}``.
+
+    A class's sites differ without noise: their neighbours (a vacancy beside an S₂ column), the support or
+    contamination beneath them, the frozen phonons of a multislice frame. The oracle adds this to the fit's
+    own error, so that at high dose it does not treat a level as sharper than the frame makes it.
+    """
+    psf = _psf(frame) if psf is None else psf
+    return {c: float(1.4826 * np.median(np.abs(v - np.median(v)))) if len(v) >= 3 else 0.0
+            for c, v in _class_values(frame, psf).items()}
 
 
 def _psf(frame: MultisliceFrame) -> np.ndarray:
@@ -183,7 +211,7 @@ def _psf(frame: MultisliceFrame) -> np.ndarray:
 
 
 def oracle_species(frame, positions: np.ndarray | None = None, psf: np.ndarray | None = None,
-                   levels: dict | None = None) -> np.ndarray:
+                   levels: dict | None = None, spreads: dict | None = None) -> np.ndarray:
     """S-site species by the counts fitted at known positions, classified with known class levels.
 
     Parameters
@@ -197,31 +225,45 @@ def oracle_species(frame, positions: np.ndarray | None = None, psf: np.ndarray |
         The fitting kernel (default: the probe the frame was handed, on the frame's grid).
     levels : dict, optional
         Class levels [counts] (default :func:`class_levels` of the frame).
+    spreads : dict, optional
+        Site-to-site spread of each class without noise [counts] (default :func:`class_spreads` of the frame).
 
     Returns
     -------
     (n_sites,) ndarray of str
-        The class of every true S site (``""`` for other sites). Each class's spread is Poisson around its
-        level plus the fit's own error (its standard error at that site), and classes weigh equally.
+        The class of every true S site (``""`` for other sites): the class of highest Gaussian likelihood, with
+        the fit's own error at that site (its standard error) and the class's spread added in quadrature;
+        classes weigh equally.
     """
     psf = _psf(frame) if psf is None else psf
     levels = class_levels(frame, psf) if levels is None else levels
+    spreads = class_spreads(frame, psf) if spreads is None else spreads
     xy = np.stack([frame.sites.x, frame.sites.y], 1) if positions is None else np.asarray(positions, float)
-    values, errors = _fit(frame.counts, xy, psf, frame.sampling)
     species = np.asarray(frame.sites.species).astype(str)
+    values, errors = _fit(frame.counts, xy, psf, frame.sampling, species)
     out = np.full(len(species), "", dtype=object)
     s_sites = np.isin(species, S_SPECIES) & np.isfinite(values)
     names = [c for c in S_SPECIES if c in levels]
     means = np.array([levels[c] for c in names])
-    spread = np.maximum(np.nan_to_num(errors[s_sites], nan=1.0), 1e-6)
-    logp = -0.5 * ((values[s_sites, None] - means[None, :]) / spread[:, None]) ** 2
+    error = np.nan_to_num(errors[s_sites], nan=1.0)
+    spread = np.maximum(np.hypot(error[:, None], np.array([spreads.get(c, 0.0) for c in names])[None, :]), 1e-6)
+    logp = -0.5 * ((values[s_sites, None] - means[None, :]) / spread) ** 2 - np.log(spread)
     out[s_sites] = np.array(names, dtype=object)[np.argmax(logp, axis=1)]
     return out
 
 
-def _balanced(found: np.ndarray, truth: np.ndarray, inside: np.ndarray) -> float:
-    recalls = [float(np.mean(found[inside & (truth == c)] == c)) for c in S_SPECIES if np.any(inside & (truth == c))]
-    return float(np.mean(recalls)) if recalls else float("nan")
+def site_counts(found: np.ndarray, truth: np.ndarray, inside: np.ndarray) -> dict:
+    """Balanced S-site accuracy of labels ``found`` against ``truth`` over the sites ``inside``, with the counts it
+    comes from: ``{"s_accuracy", "<class>_sites", "<class>_right"}`` for every class of :data:`S_SPECIES` (so
+    that frames can be pooled: :func:`.sweeps.pooled_accuracy`)."""
+    found, truth, inside = np.asarray(found), np.asarray(truth), np.asarray(inside, bool)
+    record, recalls = {}, []
+    for c in S_SPECIES:
+        sites = inside & (truth == c)
+        record[f"{c}_sites"], record[f"{c}_right"] = int(sites.sum()), int(np.sum(found[sites] == c))
+        if sites.any():
+            recalls.append(record[f"{c}_right"] / record[f"{c}_sites"])
+    return {"s_accuracy": float(np.mean(recalls)) if recalls else float("nan"), **record}
 
 
 def oracle_rows(frame, psf: np.ndarray, extent: tuple[float, float], margin: float = 0.5) -> list:
@@ -232,8 +274,8 @@ def oracle_rows(frame, psf: np.ndarray, extent: tuple[float, float], margin: flo
     truth = np.asarray(frame.sites.species).astype(str)
     x, y = np.asarray(frame.sites.x), np.asarray(frame.sites.y)
     inside = (x > margin) & (x < extent[0] - margin) & (y > margin) & (y < extent[1] - margin)
-    levels = class_levels(frame, psf)
-    exact = oracle_species(frame, psf=psf, levels=levels)
+    levels, spreads = class_levels(frame, psf), class_spreads(frame, psf)
+    exact = oracle_species(frame, psf=psf, levels=levels, spreads=spreads)
     smoothed = ndimage.gaussian_filter(frame.counts, GAUSSIAN_SIGMA / frame.sampling, mode="reflect")
     found = find_atoms(smoothed, frame.sampling, one_atom_fraction=0.5, counts=frame.counts, psf=psf, quiet=True)
     positions = np.stack([x, y], 1)
@@ -242,9 +284,9 @@ def oracle_rows(frame, psf: np.ndarray, extent: tuple[float, float], margin: flo
         i, j = match_sites(found, x, y, 0.6)
         positions[j] = found[["x", "y"]].to_numpy()[i]
         located[j] = True
-    estimated = oracle_species(frame, positions=positions, psf=psf, levels=levels)
+    estimated = oracle_species(frame, positions=positions, psf=psf, levels=levels, spreads=spreads)
     estimated[~located] = "missed"
     nan = float("nan")
-    return [{"method": name, "dose": frame.dose, "s_accuracy": _balanced(species, truth, inside), "mo_rmse": nan,
+    return [{"method": name, "dose": frame.dose, **site_counts(species, truth, inside), "mo_rmse": nan,
              "F1_Mo": nan, "F1_S2": nan, "F1_S1": nan} for name, species in ((ORACLE, exact),
                                                                              (ORACLE_ESTIMATED, estimated))]

@@ -27,10 +27,10 @@ from ..network.weights import SUPERVISED_WEIGHTS
 from ..physics.probe import psf_grid
 from . import baselines, limits, metrics
 from .calibration import one_atom_fraction
-from .multislice import oracle_rows
+from .multislice import S_SPECIES, oracle_rows, site_counts
 
 __all__ = ["METHODS", "PEERS", "OPTIONAL", "RL_ITERATIONS", "method_name", "estimate", "atomap_peer",
-           "evaluate_frame", "dose_sweep", "multislice_sweep", "dose_for_accuracy"]
+           "evaluate_frame", "dose_sweep", "multislice_sweep", "pooled_accuracy", "dose_for_accuracy"]
 
 #: Methods compared, in the order of the tables. A ``+fit`` method locates the columns in the object of the
 #: method before the ``+`` and fits their intensities to the counts (``find_atoms(..., counts=, psf=)``).
@@ -154,9 +154,13 @@ def evaluate_frame(frame, methods=METHODS, rl_max: int = 100, oracles: bool = Fa
     for method in methods:
         found = _sites(method, frame, psf, rl_max, estimates)
         score = metrics.score_sites(found, frame.sites, extent, missed_as_wrong=True)  # comparable with the ideal observer
-        per = score["per_species"]
+        per, confusion = score["per_species"], score["confusion"]
+        counts = {}
+        for c in S_SPECIES:
+            counts[f"{c}_sites"] = int(confusion.loc[c].sum())
+            counts[f"{c}_right"] = int(confusion.loc[c, c])
         rows.append({"method": method_name(method), "dose": frame.dose, "s_accuracy": score["s_site_accuracy"],
-                     "mo_rmse": score["mo_rmse"], "F1_Mo": per.loc["Mo", "F1"], "F1_S2": per.loc["S2", "F1"],
+                     **counts, "mo_rmse": score["mo_rmse"], "F1_Mo": per.loc["Mo", "F1"], "F1_S2": per.loc["S2", "F1"],
                      "F1_S1": per.loc["S1", "F1"]})
     if frame.obj is None:  # no forward model behind the frame (multislice): the oracles of :mod:`.multislice`
         return rows + oracle_rows(frame, psf, extent)
@@ -165,10 +169,8 @@ def evaluate_frame(frame, methods=METHODS, rl_max: int = 100, oracles: bool = Fa
     margin = 0.5
     inside = ((frame.sites.x > margin) & (frame.sites.x < extent[0] - margin) & (frame.sites.y > margin)
               & (frame.sites.y < extent[1] - margin))
-    recalls = [float(np.mean(io[inside & (sp == c)] == c)) for c in ("S2", "S1", "vacancy")
-               if np.any(inside & (sp == c))]
     crb = limits.cramer_rao(frame, "Mo", psf)
-    rows.append({"method": "ideal observer", "dose": frame.dose, "s_accuracy": float(np.mean(recalls)),
+    rows.append({"method": "ideal observer", "dose": frame.dose, **site_counts(io, sp, inside),
                  "mo_rmse": float(np.nanmedian(crb)) if np.any(np.isfinite(crb)) else float("nan"),
                  "F1_Mo": float("nan"), "F1_S2": float("nan"), "F1_S1": float("nan")})
     return rows + (oracle_rows(frame, psf, extent) if oracles else [])
@@ -257,16 +259,60 @@ def multislice_sweep(evaluation_set, doses, methods=METHODS, probes: dict | None
     return pd.DataFrame(rows)
 
 
+def pooled_accuracy(table: pd.DataFrame, resamples: int = 400, seed: int = 0) -> pd.DataFrame:
+    """Balanced S-site accuracy of each method at each dose, **pooled over frames**, with a bootstrap interval.
+
+    Each class's recall is taken over all its sites in all frames of a dose, and the three recalls are averaged.
+    A mean of per-frame accuracies would let a frame with one vacancy move the curve by a third of that frame's
+    share; pooled, every site weighs the same. The interval (16th-84th percentile, about ±1 standard error)
+    comes from resampling the frames with replacement (``resamples`` times, seeded).
+
+    Parameters
+    ----------
+    table : DataFrame
+        Rows of :func:`evaluate_frame` (with the ``<class>_sites`` and ``<class>_right`` counts).
+
+    Returns
+    -------
+    DataFrame
+        Indexed by ``method`` and ``dose``: ``s_accuracy``, ``low``, ``high`` and ``sites`` (S sites pooled).
+    """
+    sites = [f"{c}_sites" for c in S_SPECIES]
+    right = [f"{c}_right" for c in S_SPECIES]
+    missing = [c for c in sites + right if c not in table]
+    if missing:
+        raise ValueError(f"the table has no site counts ({missing[0]} missing): make it with evaluate_frame, "
+                         "dose_sweep or multislice_sweep of this version")
+    rng = np.random.default_rng(seed)
+
+    def balanced(n: np.ndarray, k: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.nanmean(np.where(n > 0, k / n, np.nan), axis=-1)
+
+    rows = []
+    for (method, dose), group in table.groupby(["method", "dose"], sort=False):
+        n, k = group[sites].to_numpy(float), group[right].to_numpy(float)
+        pick = rng.integers(0, len(group), (resamples, len(group)))
+        boot = balanced(n[pick].sum(1), k[pick].sum(1))
+        rows.append({"method": method, "dose": dose, "s_accuracy": float(balanced(n.sum(0), k.sum(0))),
+                     "low": float(np.nanpercentile(boot, 16)), "high": float(np.nanpercentile(boot, 84)),
+                     "sites": int(n.sum())})
+    return pd.DataFrame(rows).set_index(["method", "dose"])
+
+
 def dose_for_accuracy(table: pd.DataFrame, target: float = 0.9, column: str = "s_accuracy") -> pd.Series:
-    """Lowest dose at which each method's mean ``column`` reaches ``target`` [e⁻/Å²].
+    """Lowest dose at which each method's ``column`` reaches ``target`` [e⁻/Å²]: for ``"s_accuracy"`` in a table
+    with site counts, the accuracy pooled over frames (:func:`pooled_accuracy`), else the mean over frames.
 
     Interpolated linearly in log(dose) between the two doses that bracket the
     target; NaN when the method never reaches it (and the lowest dose when it
     is already above at the lowest).
     """
     out = {}
+    pooled = column == "s_accuracy" and "S2_sites" in table
+    curves = pooled_accuracy(table, resamples=1)["s_accuracy"] if pooled else None
     for method, group in table.groupby("method", sort=False):
-        curve = group.groupby("dose")[column].mean().sort_index()
+        curve = curves.loc[method].sort_index() if pooled else group.groupby("dose")[column].mean().sort_index()
         d, a = np.log(curve.index.to_numpy(float)), curve.to_numpy()
         value = float("nan")
         for k in range(len(a)):

@@ -22,11 +22,31 @@ def test_dose_for_accuracy_interpolates_in_log_dose():
     assert never.isna().all()
 
 
+def test_accuracy_is_pooled_over_frames():
+    """Two frames: one with 40 S2, 4 S1 (all right) and a single vacancy (missed); one with 40 S2, 6 S1 (half
+    right) and 3 vacancies (all right). The mean of the frames' balanced accuracies is (2/3 + 2/3) / 2 = 0.667;
+    pooled, every site weighs the same: (80/80 + 7/10 + 3/4) / 3 = 0.817."""
+    table = pd.DataFrame({"method": ["m", "m"], "dose": [1e4, 1e4], "frame": [0, 1],
+                          "S2_sites": [40, 40], "S2_right": [40, 40], "S1_sites": [4, 6], "S1_right": [4, 3],
+                          "vacancy_sites": [1, 3], "vacancy_right": [0, 3]})
+    table["s_accuracy"] = [2 / 3, 2 / 3]
+    pooled = evaluation.pooled_accuracy(table).loc[("m", 1e4)]
+    assert pooled.s_accuracy == pytest.approx((1 + 0.7 + 0.75) / 3)
+    assert pooled.low <= pooled.s_accuracy <= pooled.high and pooled.sites == 94
+    assert evaluation.dose_for_accuracy(table, 0.8)["m"] == pytest.approx(1e4)  # pooled: reached
+    assert evaluation.dose_for_accuracy(table.drop(columns=["S2_sites"]), 0.8).isna().all()  # per-frame mean
+    with pytest.raises(ValueError, match="site counts"):
+        evaluation.pooled_accuracy(table.drop(columns=["S1_right"]))
+
+
 def test_evaluate_frame_scores_every_method():
     f = dataset.simulate_frame((96, 96), sampling=0.16, dose=2e4, probe=PROBE, rng=3)
     rows = pd.DataFrame(evaluation.evaluate_frame(f, rl_max=10))
     assert list(rows.method) == list(evaluation.METHODS) + ["ideal observer"]
     assert rows.s_accuracy.between(0, 1).all()
+    # the counts behind each accuracy are in the row, and give it back
+    recall = [rows[f"{c}_right"] / rows[f"{c}_sites"] for c in ("S2", "S1", "vacancy")]
+    assert (pd.concat(recall, axis=1).mean(1) - rows.s_accuracy).abs().max() < 1e-12
     # the ideal observer knows more than any method: it is at least as accurate on the same frame
     ideal = rows.set_index("method").s_accuracy["ideal observer"]
     assert ideal >= rows[rows.method != "ideal observer"].s_accuracy.max() - 0.02
