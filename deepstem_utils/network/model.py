@@ -220,7 +220,8 @@ def decode_adjoint(image: torch.Tensor, psf: torch.Tensor) -> torch.Tensor:
 
 
 def em_refine(obj: torch.Tensor, image: torch.Tensor, psf: torch.Tensor, steps: int,
-              floor: float = 1e-6, otfs: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+              floor: float = 1e-6, otfs: tuple[torch.Tensor, torch.Tensor] | None = None,
+              power: float = 1.0) -> torch.Tensor:
     """Expectation-maximisation steps of the Poisson likelihood of ``image`` under the decoder, from ``obj``.
 
     Each step is the Richardson-Lucy update :math:`O \\leftarrow O \\cdot P^T\\!\\circledast
@@ -244,7 +245,15 @@ def em_refine(obj: torch.Tensor, image: torch.Tensor, psf: torch.Tensor, steps: 
         Smallest value of the decoded image in a ratio, relative to the image's mean.
     otfs : (tensor, tensor), optional
         :func:`em_otfs` ``(psf, (ny, nx))``, when already computed.
+    power : float
+        Exponent ``q`` of the correction, :math:`O \\leftarrow O \\cdot (P^T\\!\\circledast[x/(P\\circledast O)])^q`:
+        1 is Richardson-Lucy; 1 < q ≤ 2 takes longer steps along the same path, so fewer of them reach the
+        same likelihood (the accelerated iteration of E. S. Meinel, J. Opt. Soc. Am. A 3, 787 (1986)): from a
+        start near the solution, as the encoder's object is, 10 steps of power 2 reach the likelihood of about
+        20 plain ones (a unit test checks it); from a flat start its first steps overshoot.
     """
+    if not 0 < power <= 2.5:
+        raise ValueError(f"power must be in (0, 2.5], got {power!r}")
     if steps <= 0:
         return obj
     small = floor * image.mean(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
@@ -252,7 +261,8 @@ def em_refine(obj: torch.Tensor, image: torch.Tensor, psf: torch.Tensor, steps: 
     forward, adjoint = (None, None) if otfs is None else otfs
     for _ in range(steps):
         ratio = image / decode(obj, psf, forward).clamp_min(small)
-        obj = obj * decode(ratio, flipped, adjoint).clamp_min(0)
+        correction = decode(ratio, flipped, adjoint).clamp_min(0)
+        obj = obj * (correction if power == 1 else correction**power)
     return obj
 
 

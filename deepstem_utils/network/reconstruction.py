@@ -222,7 +222,7 @@ def _reconstruct_array(image: np.ndarray, probe: Probe, sampling: float, weights
         steps = int(config.get("em_steps", 0))
         if steps:  # data consistency: the object's columns carry the frame's counts
             obj = em_refine(torch.from_numpy(obj.astype(np.float32))[None, None], frame, psf, steps,
-                            otfs=otfs)[0, 0].numpy().astype(np.float64)
+                            otfs=otfs, power=float(config.get("em_power", 1.0)))[0, 0].numpy().astype(np.float64)
         obj = obj[top:top + h, left:left + w]
     if zoomed:
         obj = resize(obj, (ny, nx), order=1, mode="reflect", anti_aliasing=sampling > work, preserve_range=True)

@@ -58,6 +58,7 @@ DEFAULT_CONFIG = {
     "depth": 3,
     "stem": 1,
     "em_steps": 0,
+    "em_power": 1.0,
     "em_in_training": True,
     "target": "split",
     "split": 0.5,
@@ -91,7 +92,8 @@ def check_config(config: dict) -> dict:
     the object [Å]) may each be a number or a range ``[lo, hi]`` (:data:`RANGED`), drawn for every frame.
     Network: ``base``, ``depth``, ``stem`` (see :class:`model.UNet`), ``em_steps`` (data-consistency steps
     after the encoder, :func:`model.em_refine`, in :func:`reconstruct`; also inside the training loss unless
-    ``em_in_training`` is False, which halves the cost of a training step), ``atom_width`` (the encoder's fixed
+    ``em_in_training`` is False, which halves the cost of a training step), ``em_power`` (their exponent: 1 is
+    Richardson-Lucy, up to 2 takes longer steps), ``atom_width`` (the encoder's fixed
     blur [Å]), ``init`` (a weights file to start from instead of random weights: a warm start).
     """
     unknown = set(config) - set(DEFAULT_CONFIG)
@@ -114,6 +116,8 @@ def check_config(config: dict) -> dict:
             raise ValueError(f"{key} must be a number >= 0 or a range [lo, hi] with 0 <= lo <= hi, got {value!r}")
     if int(config["em_steps"]) < 0:
         raise ValueError("em_steps must be >= 0")
+    if not 1.0 <= float(config["em_power"]) <= 2.0:
+        raise ValueError(f"em_power must be from 1 (Richardson-Lucy) to 2, got {config['em_power']!r}")
     return config
 
 
@@ -192,7 +196,8 @@ def encode(net: UNet, batch: dict, config: dict) -> tuple[torch.Tensor, torch.Te
     steps = int(config.get("em_steps", 0)) if config.get("em_in_training", True) else 0
     if steps and "otfs" not in batch:
         batch["otfs"] = em_otfs(batch["psf"], tuple(obj.shape[-2:]))
-    return density, em_refine(obj, batch["inputs"][:, :1], batch["psf"], steps, otfs=batch.get("otfs"))
+    return density, em_refine(obj, batch["inputs"][:, :1], batch["psf"], steps, otfs=batch.get("otfs"),
+                              power=float(config.get("em_power", 1.0)))
 
 
 def _loss(config: dict, obj: torch.Tensor, batch: dict) -> torch.Tensor:

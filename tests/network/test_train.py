@@ -65,6 +65,10 @@ def test_bad_config():
         train.check_config({"stepz": 3})
     with pytest.raises(ValueError, match="target"):
         train.check_config({"target": "truth"})
+    for power in (0.5, 2.5):
+        with pytest.raises(ValueError, match="em_power"):
+            train.check_config({"em_power": power})
+    assert train.check_config({"em_power": 2})["em_power"] == 2
 
 
 def test_cli_quick_run_and_refusals(tmp_path, capsys):
