@@ -55,11 +55,11 @@ def smoothed_noise(image: np.ndarray, sigma: float) -> float:
     Examples
     --------
     >>> rng = np.random.default_rng(0)
-    >>> round(smoothed_noise(rng.normal(0, 1, (256, 256)), 2.0) / (1 / (4 * np.sqrt(np.pi))), 1)
+    >>> round(float(smoothed_noise(rng.normal(0, 1, (256, 256)), 2.0) * 4 * np.sqrt(np.pi)), 1)
     1.0
     """
     raw = float(estimate_sigma(np.asarray(image, float)))
-    return raw / (2 * np.sqrt(np.pi) * max(float(sigma), 0.5))
+    return float(raw / (2 * np.sqrt(np.pi) * max(float(sigma), 0.5)))
 
 
 def find_columns(obj: np.ndarray, sampling: float, min_distance: float = 1.0, smooth: float = 0.2,

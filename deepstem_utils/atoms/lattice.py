@@ -24,7 +24,7 @@ from scipy.spatial import cKDTree
 from ..core.constants import MOS2_A, MOS2_BOND_FRACTION
 from .mixture import MO_LIKE, mo_level
 
-__all__ = ["GHOST_REACH", "NoLattice", "MoS2Sites", "honeycomb_mo", "mos2_sites", "within", "cluster"]
+__all__ = ["GHOST_REACH", "NoLattice", "MoS2Sites", "S_LIKE", "honeycomb_mo", "mos2_sites", "s_bonds", "within", "cluster"]
 
 #: Lattice sites predicted up to this far beyond the frame's edge [Å] are fitted with the counts (not reported):
 #: the probe's tails (d50 about 1 Å) reach that far into the frame.
@@ -98,6 +98,9 @@ class MoS2Sites:
         Hollow sites inside the frame: no atom in MoS₂, so they measure "empty" in this very image.
     ghosts : (n_g, 2) ndarray
         Sites predicted at or just beyond the frame's edge (not reported; fitted with the counts).
+    s_bonds : (n_mo,) ndarray of int
+        How many S-like columns lie at the Mo-S distance of each Mo-like column with no other bright column
+        that close (:func:`s_bonds`): a Mo of the layer, even where its Mo neighbours lie beyond the frame.
     """
 
     mo: pd.DataFrame
@@ -107,6 +110,7 @@ class MoS2Sites:
     a: float
     hollows: np.ndarray
     ghosts: np.ndarray
+    s_bonds: np.ndarray | None = None
 
 
 def within(points: np.ndarray, extent: tuple[float, float], grow: float) -> np.ndarray:
@@ -158,7 +162,49 @@ def mos2_sites(columns: pd.DataFrame, obj: np.ndarray, sampling: float, a: float
     ghosts = _ghosts(s_sites[~inside], xy, on_lattice, theta, a, extent, tree, bond)
     s_sites, support = s_sites[inside], support[inside]
     hollows = _free_hollows(hollows, tree, s_sites, bond, extent)
-    return MoS2Sites(mo, on_lattice, s_sites, support, a, hollows, ghosts)
+    return MoS2Sites(mo, on_lattice, s_sites, support, a, hollows, ghosts, s_bonds(columns, bright, a))
+
+
+#: A column is S-like between these fractions of the Mo level (one S atom scatters about 0.19 of a Mo column,
+#: two about 0.38: :data:`mixture.ONE_S_PER_MO`; below, noise and support).
+S_LIKE = (0.1, MO_LIKE)
+
+
+def s_bonds(columns: pd.DataFrame, bright: np.ndarray, a: float) -> np.ndarray:
+    """For every bright (Mo-like) column, the S-like columns at the Mo-S distance ``a/√3`` (±20 %); 0 for a
+    column with another bright column that close (a Mo on top of the layer, at a hollow or S site, has Mo
+    there too).
+
+    A Mo of the layer holds its S: even at the frame's edge, where its Mo neighbours (at ``a``) lie beyond the
+    frame and it has no bond to a grain, two or three of its S columns are in view. A Mo adatom on the bare
+    support has none.
+
+    Examples
+    --------
+    >>> cols = pd.DataFrame({"x": [0.0, 1.82, -0.91, 10.0], "y": [0.0, 0.0, 1.58, 10.0],
+    ...                      "intensity": [1.0, 0.4, 0.38, 1.0]})
+    >>> s_bonds(cols, np.array([True, False, False, True]), 3.16).tolist()
+    [2, 0]
+    """
+    xy = columns[["x", "y"]].to_numpy()
+    intensity = columns["intensity"].to_numpy()
+    bright = np.asarray(bright, bool)
+    out = np.zeros(int(bright.sum()), int)
+    if len(xy) < 2 or not bright.any():
+        return out
+    level = mo_level(intensity[bright])
+    s_like = ~bright & (intensity >= S_LIKE[0] * level) & (intensity < S_LIKE[1] * level)
+    bond = a / math.sqrt(3)
+    tree = cKDTree(xy)
+    for n, i in enumerate(np.flatnonzero(bright)):
+        near = np.array([j for j in tree.query_ball_point(xy[i], 1.2 * bond) if j != i], int)
+        if not len(near):
+            continue
+        if np.any(bright[near]):
+            continue
+        d = np.hypot(*(xy[near] - xy[i]).T)
+        out[n] = int(np.sum(s_like[near] & (d > 0.8 * bond)))
+    return out
 
 
 def _lattice_parameter(tree: cKDTree, xy: np.ndarray) -> float:
