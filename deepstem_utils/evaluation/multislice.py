@@ -188,8 +188,15 @@ def class_levels(frame, psf: np.ndarray | None = None) -> dict:
     What the oracle knows: how many counts a column of each class gives, in this very frame and fit. ``frame``
     is a :class:`MultisliceFrame` or a simulated frame with its object (``dataset.Frame``).
     """
-    psf = _psf(frame) if psf is None else psf
-    return {c: float(np.median(v)) for c, v in _class_values(frame, psf).items()}
+    return _medians(_class_values(frame, _psf(frame) if psf is None else psf))
+
+
+def _medians(values: dict) -> dict:
+    return {c: float(np.median(v)) for c, v in values.items()}
+
+
+def _spreads(values: dict) -> dict:
+    return {c: float(1.4826 * np.median(np.abs(v - np.median(v)))) if len(v) >= 3 else 0.0 for c, v in values.items()}
 
 
 def class_spreads(frame, psf: np.ndarray | None = None) -> dict:
@@ -200,9 +207,7 @@ def class_spreads(frame, psf: np.ndarray | None = None) -> dict:
     contamination beneath them, the frozen phonons of a multislice frame. The oracle adds this to the fit's
     own error, so that at high dose it does not treat a level as sharper than the frame makes it.
     """
-    psf = _psf(frame) if psf is None else psf
-    return {c: float(1.4826 * np.median(np.abs(v - np.median(v)))) if len(v) >= 3 else 0.0
-            for c, v in _class_values(frame, psf).items()}
+    return _spreads(_class_values(frame, _psf(frame) if psf is None else psf))
 
 
 def _psf(frame: MultisliceFrame) -> np.ndarray:
@@ -274,7 +279,8 @@ def oracle_rows(frame, psf: np.ndarray, extent: tuple[float, float], margin: flo
     truth = np.asarray(frame.sites.species).astype(str)
     x, y = np.asarray(frame.sites.x), np.asarray(frame.sites.y)
     inside = (x > margin) & (x < extent[0] - margin) & (y > margin) & (y < extent[1] - margin)
-    levels, spreads = class_levels(frame, psf), class_spreads(frame, psf)
+    noiseless = _class_values(frame, psf)  # one fit of the noiseless frame for both
+    levels, spreads = _medians(noiseless), _spreads(noiseless)
     exact = oracle_species(frame, psf=psf, levels=levels, spreads=spreads)
     smoothed = ndimage.gaussian_filter(frame.counts, GAUSSIAN_SIGMA / frame.sampling, mode="reflect")
     found = find_atoms(smoothed, frame.sampling, one_atom_fraction=0.5, counts=frame.counts, psf=psf, quiet=True)
