@@ -14,30 +14,23 @@ from __future__ import annotations
 
 import json
 
-import torch
-
-from deepstem_utils.network.weights import WEIGHTS, WEIGHTS_FORMAT, sha256
+from deepstem_utils.network.weights import WEIGHTS, load_model, save_model
 
 KEYS = ("em_steps", "em_power", "em_in_training")
 
 
 def main():
     committed = json.loads(WEIGHTS.with_name("train_config.json").read_text())
-    data = torch.load(WEIGHTS, map_location="cpu", weights_only=True)
-    if data.get("format") != WEIGHTS_FORMAT:
-        raise SystemExit(f"{WEIGHTS} is not a DeepSTEM weights file")
     if committed.get("em_in_training", True):
         raise SystemExit("the committed config trains with the EM steps: retrain instead (deepstem train)")
-    before = {k: data["config"].get(k) for k in KEYS}
-    data["config"].update({k: committed[k] for k in KEYS if k in committed})
-    tmp = WEIGHTS.with_suffix(".pt.tmp")
-    torch.save(data, tmp)
-    tmp.replace(WEIGHTS)
+    net, config = load_model(WEIGHTS)
+    before = {k: config.get(k) for k in KEYS}
+    config.update({k: committed[k] for k in KEYS if k in committed})
     record_path = WEIGHTS.with_suffix(".json")
-    record = json.loads(record_path.read_text())
-    record.update(sha256=sha256(WEIGHTS), bytes=WEIGHTS.stat().st_size, config=data["config"])
-    record_path.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"{WEIGHTS.name}: {before} -> {({k: data['config'].get(k) for k in KEYS})}")
+    kept = json.loads(record_path.read_text())  # the calibration and anything else beside the weights
+    record = save_model(net, WEIGHTS, config, overwrite=True)
+    record_path.write_text(json.dumps({**kept, **record}, indent=2) + "\n")
+    print(f"{WEIGHTS.name}: {before} -> {({k: config.get(k) for k in KEYS})}")
 
 
 if __name__ == "__main__":

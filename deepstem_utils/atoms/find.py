@@ -370,7 +370,7 @@ def _integrated_intensities(array: np.ndarray, sampling: float, lattice: MoS2Sit
     mo = lattice.mo
     mo_int = mo["intensity"].to_numpy()
     return _Intensities(mo_int, s_int, hollow_int, mo[["x", "y"]].to_numpy(), s_sites, np.ones(len(mo), bool),
-                        lattice_members(mo[["x", "y"]].to_numpy(), mo_int, lattice.a) | (lattice.s_bonds >= 2))
+                        lattice.in_layer(lattice_members(mo[["x", "y"]].to_numpy(), mo_int, lattice.a)))
 
 
 def _fitted_intensities(counts, psf, shape, sampling: float, lattice: MoS2Sites, refine: bool) -> _Intensities:
@@ -393,7 +393,7 @@ def _fitted_intensities(counts, psf, shape, sampling: float, lattice: MoS2Sites,
     xy = _refined(frame, kernel, xy, sampling, refine, movable=np.arange(len(xy)) < n_mo + n_s)
     fitted, _, errors = column_intensities(frame, xy[:, 0], xy[:, 1], kernel, sampling, return_errors=True)
     mo_int = fitted[:n_mo]
-    on = lattice_members(mo[["x", "y"]].to_numpy(), mo_int, lattice.a) | (lattice.s_bonds >= 2)  # S held: layer
+    on = lattice.in_layer(lattice_members(mo[["x", "y"]].to_numpy(), mo_int, lattice.a))
     real = on | (mo_int >= SIGNIFICANCE * errors[:n_mo])
     return _Intensities(mo_int, fitted[n_mo:n_mo + n_s], fitted[n_mo + n_s:n_mo + n_s + n_h], xy[:n_mo],
                         xy[n_mo:n_mo + n_s], real, on)
@@ -406,7 +406,7 @@ def lattice_members(xy: np.ndarray, intensity: np.ndarray, a: float) -> np.ndarr
     with two bonds or more is in a grain; so is an edge column with one bond to such a column along that
     column's own lattice directions (:data:`REGISTRY_DEG`): it sits on a lattice site of the grain, held by the
     S it shares. What is left (no bond, or one off the lattice or to another lone column) is an adatom on the
-    support, unless it holds two S (:func:`.lattice.s_bonds`, in :func:`find_atoms`: a grain Mo at the edge).
+    support, unless it holds two S (``MoS2Sites.in_layer``, in :func:`find_atoms`: a grain Mo at the edge).
 
     Parameters
     ----------

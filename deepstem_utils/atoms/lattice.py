@@ -39,6 +39,17 @@ OCCUPIED = 0.6
 SNAP = 0.35
 
 
+def _bond_shell(xy: np.ndarray, centres: np.ndarray, bond: float) -> list:
+    """For each column ``centres`` (indices into ``xy``), the other columns within 1.2 Mo-S bonds and their
+    distances [Å]: ``[(indices, distances), ...]``."""
+    tree = cKDTree(xy)
+    shells = []
+    for i, near in zip(centres, tree.query_ball_point(xy[centres], 1.2 * bond)):
+        near = np.array([j for j in near if j != i], int)
+        shells.append((near, np.hypot(*(xy[near] - xy[i]).T)))
+    return shells
+
+
 def honeycomb_mo(columns: pd.DataFrame, a: float) -> np.ndarray:
     """Which columns are Mo: in the honeycomb, each Mo is brighter than its S neighbours.
 
@@ -57,12 +68,10 @@ def honeycomb_mo(columns: pd.DataFrame, a: float) -> np.ndarray:
     if len(keep) < 3:
         return intensity >= MO_LIKE * level
     bond = a / math.sqrt(3)
-    tree = cKDTree(xy[keep])
     lonely = []
-    for n, i in enumerate(keep):
-        near = [j for j in tree.query_ball_point(xy[i], 1.2 * bond) if j != n]
-        near = [j for j in near if np.hypot(*(xy[keep[j]] - xy[i])) > 0.8 * bond]
-        if not near:
+    for i, (near, d) in zip(keep, _bond_shell(xy[keep], np.arange(len(keep)), bond)):
+        near = near[d > 0.8 * bond]
+        if not len(near):
             lonely.append(i)
             continue
         is_mo[i] = intensity[i] > np.median(intensity[keep[near]])
@@ -110,7 +119,12 @@ class MoS2Sites:
     a: float
     hollows: np.ndarray
     ghosts: np.ndarray
-    s_bonds: np.ndarray | None = None
+    s_bonds: np.ndarray
+
+    def in_layer(self, bonded: np.ndarray) -> np.ndarray:
+        """Which Mo-like columns are Mo of the layer: ``bonded`` to a grain (``find.lattice_members``), or holding
+        two S columns or more (a grain Mo at the frame's edge, its Mo neighbours beyond it)."""
+        return bonded | (self.s_bonds >= 2)
 
 
 def within(points: np.ndarray, extent: tuple[float, float], grow: float) -> np.ndarray:
@@ -195,15 +209,9 @@ def s_bonds(columns: pd.DataFrame, bright: np.ndarray, a: float) -> np.ndarray:
     level = mo_level(intensity[bright])
     s_like = ~bright & (intensity >= S_LIKE[0] * level) & (intensity < S_LIKE[1] * level)
     bond = a / math.sqrt(3)
-    tree = cKDTree(xy)
-    for n, i in enumerate(np.flatnonzero(bright)):
-        near = np.array([j for j in tree.query_ball_point(xy[i], 1.2 * bond) if j != i], int)
-        if not len(near):
-            continue
-        if np.any(bright[near]):
-            continue
-        d = np.hypot(*(xy[near] - xy[i]).T)
-        out[n] = int(np.sum(s_like[near] & (d > 0.8 * bond)))
+    for n, (near, d) in enumerate(_bond_shell(xy, np.flatnonzero(bright), bond)):
+        if not np.any(bright[near]):
+            out[n] = int(np.sum(s_like[near] & (d > 0.8 * bond)))
     return out
 
 
